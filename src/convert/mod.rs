@@ -1,0 +1,1 @@
+//! Pixel conversion (filled in by the conversion work).

@@ -1,0 +1,1 @@
+//! GPU import of DMA-BUF frames (filled in by the DMA-BUF work).

@@ -1,0 +1,1 @@
+//! Test producer library: the checkable picture, the sandbox fixture.
