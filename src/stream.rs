@@ -447,10 +447,19 @@ impl Drop for Stream {
     fn drop(&mut self) {
         // Taking the gate waits for a callback running on another thread;
         // on the PipeWire thread inside a callback it is reentrant.
-        {
-            let _g = self.shared.gate.lock();
+        let callbacks = {
+            let g = self.shared.gate.lock();
             self.shared.enabled.store(false, Ordering::Release);
-        }
+            // Outside a callback of this stream the callbacks (and the
+            // caller's user data) are released now; from inside one, when the
+            // stream's shared state goes.
+            let taken = g
+                .try_borrow_mut()
+                .map(|mut c| (c.on_frame.take(), c.on_event.take()))
+                .ok();
+            taken
+        };
+        drop(callbacks);
         if self.shared.removed.swap(true, Ordering::AcqRel) {
             return;
         }

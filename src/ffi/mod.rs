@@ -1,6 +1,12 @@
+#![allow(non_camel_case_types)]
+
 //! The C ABI: a thin layer that checks and translates arguments and calls the
 //! safe Rust API. Every function body runs inside [`ffi_panic_boundary!`].
 
 #[macro_use]
 pub mod panic;
 pub mod status;
+pub mod capture;
+pub mod frame;
+pub mod handles;
+pub mod stream;
