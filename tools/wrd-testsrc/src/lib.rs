@@ -1,1 +1,5 @@
-//! Test producer library: the checkable picture, the sandbox fixture.
+//! Test producer library: the checkable picture ([`pattern`]), the private
+//! PipeWire sandbox and the producer process fixtures ([`sandbox`]).
+
+pub mod pattern;
+pub mod sandbox;
