@@ -175,7 +175,15 @@ cmd_start() {
                 [[ $name == watchdog ]] && continue
                 [[ $(st "$pid") == "$started" ]] && kill -TERM "$pid" 2>/dev/null
             done <"$dir/pids"
-            sleep 2
+            for _ in $(seq 20); do
+                left=0
+                while read -r name pid started; do
+                    [[ $name == watchdog ]] && continue
+                    [[ $(st "$pid") == "$started" ]] && left=1
+                done <"$dir/pids"
+                ((left)) || break
+                sleep 0.1
+            done
             while read -r name pid started; do
                 [[ $name == watchdog ]] && continue
                 [[ $(st "$pid") == "$started" ]] && kill -KILL "$pid" 2>/dev/null

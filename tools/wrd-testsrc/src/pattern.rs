@@ -125,7 +125,7 @@ pub fn box_rect(w: u32, h: u32, seq: u64) -> Option<Rect> {
 /// `[k, 2k)` the second size (3/4 of the base, rounded down to even, at least
 /// 1), and so on alternating. `resize_every` 0 = never resize.
 pub fn size_at(base_w: u32, base_h: u32, resize_every: u32, seq: u64) -> (u32, u32) {
-    if resize_every == 0 || (seq / resize_every as u64) % 2 == 0 {
+    if resize_every == 0 || (seq / resize_every as u64).is_multiple_of(2) {
         return (base_w, base_h);
     }
     let shrink = |v: u32| ((v / 4 * 3 + (v % 4) * 3 / 4) & !1).max(1);
@@ -175,7 +175,7 @@ fn bg_uv(bx: u32, by: u32, stream: u32) -> (u8, u8) {
 
 fn box_y(lx: u32, ly: u32, seq: u64) -> u8 {
     let t = (seq.wrapping_mul(29) % 220) as u8;
-    if ((lx / 4) + (ly / 4)) % 2 == 0 {
+    if ((lx / 4) + (ly / 4)).is_multiple_of(2) {
         16 + t
     } else {
         235 - t
@@ -797,9 +797,16 @@ mod tests {
                         assert!(
                             r.x >= 0 && r.y >= 0 && r.x as u32 + r.w <= w && r.y as u32 + r.h <= h
                         );
-                        assert!(r.x as usize % sx == 0 && r.y as usize % sy == 0, "{r:?}");
-                        assert!((r.x as u32 + r.w) % sx as u32 == 0 || r.x as u32 + r.w == w);
-                        assert!((r.y as u32 + r.h) % sy as u32 == 0 || r.y as u32 + r.h == h);
+                        assert!(
+                            (r.x as usize).is_multiple_of(sx) && (r.y as usize).is_multiple_of(sy),
+                            "{r:?}"
+                        );
+                        assert!(
+                            (r.x as u32 + r.w).is_multiple_of(sx as u32) || r.x as u32 + r.w == w
+                        );
+                        assert!(
+                            (r.y as u32 + r.h).is_multiple_of(sy as u32) || r.y as u32 + r.h == h
+                        );
                     }
                     let mut hit = vec![false; rects.len()];
                     for (p, l) in layout.iter().enumerate() {
