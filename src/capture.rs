@@ -133,6 +133,15 @@ pub struct Capture {
     thread: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("connected", &self.is_connected())
+            .field("streams", &self.stream_count())
+            .finish()
+    }
+}
+
 impl Capture {
     /// Connect. With `Some(fd)` (from the portal's OpenPipeWireRemote, or a
     /// socket connected to the daemon) the capture takes ownership of the

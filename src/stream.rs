@@ -373,6 +373,15 @@ pub struct Stream {
     pub(crate) shared: Arc<StreamShared>,
 }
 
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.shared.id)
+            .field("node_id", &self.shared.node_id)
+            .finish()
+    }
+}
+
 impl Stream {
     /// The node this stream captures.
     pub fn node_id(&self) -> u32 {

@@ -145,7 +145,10 @@ pub(crate) fn frame_from(p: *const wrd_frame) -> Result<Frame, wrd_status> {
 /// valid while the frame is (until the callback returns, or until
 /// `wrd_frame_release`). Any thread.
 #[no_mangle]
-pub extern "C" fn wrd_frame_get_info(frame: *const wrd_frame, out: *mut wrd_frame_info) -> wrd_status {
+pub extern "C" fn wrd_frame_get_info(
+    frame: *const wrd_frame,
+    out: *mut wrd_frame_info,
+) -> wrd_status {
     ffi_panic_boundary! {
         if out.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
@@ -284,8 +287,16 @@ mod tests {
         assert_eq!(WRD_FRAME_FULL_DAMAGE, flags::FULL_DAMAGE);
         assert_eq!(WRD_FRAME_DAMAGE_ACCUMULATED, flags::DAMAGE_ACCUMULATED);
         let c = [
-            WRD_FORMAT_BGRX, WRD_FORMAT_BGRA, WRD_FORMAT_RGBX, WRD_FORMAT_RGBA, WRD_FORMAT_RGB,
-            WRD_FORMAT_BGR, WRD_FORMAT_NV12, WRD_FORMAT_I420, WRD_FORMAT_YUY2, WRD_FORMAT_GRAY8,
+            WRD_FORMAT_BGRX,
+            WRD_FORMAT_BGRA,
+            WRD_FORMAT_RGBX,
+            WRD_FORMAT_RGBA,
+            WRD_FORMAT_RGB,
+            WRD_FORMAT_BGR,
+            WRD_FORMAT_NV12,
+            WRD_FORMAT_I420,
+            WRD_FORMAT_YUY2,
+            WRD_FORMAT_GRAY8,
         ];
         for (v, f) in c.iter().zip(PixelFormat::ALL) {
             assert_eq!(*v, f as u32);

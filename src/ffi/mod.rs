@@ -5,8 +5,8 @@
 
 #[macro_use]
 pub mod panic;
-pub mod status;
 pub mod capture;
 pub mod frame;
 pub mod handles;
+pub mod status;
 pub mod stream;

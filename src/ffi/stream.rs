@@ -148,10 +148,12 @@ fn event_message(ev: &Event) -> CString {
 
 /// Called on the library's PipeWire thread with a frame that is valid until
 /// the callback returns. Keep it longer with `wrd_frame_ref`.
-pub type wrd_frame_cb = Option<unsafe extern "C" fn(user_data: *mut c_void, frame: *const wrd_frame)>;
+pub type wrd_frame_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, frame: *const wrd_frame)>;
 /// Called on the library's PipeWire thread with an event valid until the
 /// callback returns.
-pub type wrd_event_cb = Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const wrd_event)>;
+pub type wrd_event_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const wrd_event)>;
 /// Called once when the library no longer uses `user_data` (after the
 /// stream's last callback), on the thread that removed the stream or on the
 /// PipeWire thread.
@@ -470,7 +472,10 @@ pub extern "C" fn wrd_stream_pop(stream: *mut wrd_stream, out: *mut *mut wrd_fra
 /// until the next call of this function on the stream. Returns
 /// `WRD_ERR_NO_FRAME` when no event is queued. Any thread.
 #[no_mangle]
-pub extern "C" fn wrd_stream_next_event(stream: *mut wrd_stream, out: *mut wrd_event) -> wrd_status {
+pub extern "C" fn wrd_stream_next_event(
+    stream: *mut wrd_stream,
+    out: *mut wrd_event,
+) -> wrd_status {
     ffi_panic_boundary! {
         if out.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
@@ -548,7 +553,10 @@ pub struct wrd_stream_stats {
 
 /// Fill `*out` with the stream's state and counters. Any thread.
 #[no_mangle]
-pub extern "C" fn wrd_stream_get_stats(stream: *const wrd_stream, out: *mut wrd_stream_stats) -> wrd_status {
+pub extern "C" fn wrd_stream_get_stats(
+    stream: *const wrd_stream,
+    out: *mut wrd_stream_stats,
+) -> wrd_status {
     ffi_panic_boundary! {
         if out.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
@@ -590,7 +598,11 @@ pub extern "C" fn wrd_stream_get_stats(stream: *const wrd_stream, out: *mut wrd_
 /// to `len`) into `buf`. Returns `WRD_ERR_BUFFER_TOO_SMALL` when truncated.
 /// Any thread.
 #[no_mangle]
-pub extern "C" fn wrd_stream_get_last_error(stream: *const wrd_stream, buf: *mut c_char, len: usize) -> wrd_status {
+pub extern "C" fn wrd_stream_get_last_error(
+    stream: *const wrd_stream,
+    buf: *mut c_char,
+    len: usize,
+) -> wrd_status {
     ffi_panic_boundary! {
         if buf.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
