@@ -10,14 +10,21 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-TARGET := target/release
+# PROFILE=debug installs the debug build (the tests use the profile they run under).
+PROFILE ?= release
+TARGET := target/$(PROFILE)
+ifeq ($(PROFILE),debug)
+CARGO_PROFILE_FLAG :=
+else
+CARGO_PROFILE_FLAG := --profile $(PROFILE)
+endif
 
 .PHONY: all build install header test demo clean
 
 all: build
 
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build $(CARGO_PROFILE_FLAG) -p wrd-capture
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin

@@ -565,7 +565,7 @@ typedef struct wrd_stream_stats {
   /**
    * Drops by `WRD_DROP_*` reason.
    */
-  uint64_t drops[DROP_REASONS];
+  uint64_t drops[8];
   /**
    * Frames held by the caller now (refs plus queued), and the most ever.
    */
@@ -591,12 +591,6 @@ typedef struct wrd_stream_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-/**
- * Return a static, NUL-terminated English description of a status code.
- * Never returns NULL; unknown values give "unknown status". Any thread.
- */
-const char *wrd_status_message(uint32_t status);
 
 /**
  * Fill `opts` with the defaults. Any thread.
@@ -664,6 +658,12 @@ enum wrd_status wrd_frame_ref(const struct wrd_frame *frame, struct wrd_frame **
  * `WRD_ERR_INVALID_STATE` and changes nothing. Any thread.
  */
 enum wrd_status wrd_frame_release(struct wrd_frame *frame);
+
+/**
+ * Return a static, NUL-terminated English description of a status code.
+ * Never returns NULL; unknown values give "unknown status". Any thread.
+ */
+const char *wrd_status_message(uint32_t status);
 
 /**
  * Fill `cfg` with the defaults (all formats, no callbacks, newest-only).

@@ -7,6 +7,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::buffer::DROP_REASONS;
+
+// The C struct spells the count out (cbindgen cannot see Rust constants).
+const _: () = assert!(DROP_REASONS == 8 && WRD_DROP_REASONS as usize == DROP_REASONS);
 use crate::error::wrd_status;
 use crate::ffi::capture::{capture_from, wrd_capture};
 use crate::ffi::frame::{frame_handle_new, with_borrowed_frame, wrd_frame};
@@ -538,7 +541,7 @@ pub struct wrd_stream_stats {
     /// Sum of `drops`.
     pub frames_dropped: u64,
     /// Drops by `WRD_DROP_*` reason.
-    pub drops: [u64; DROP_REASONS],
+    pub drops: [u64; 8],
     /// Frames held by the caller now (refs plus queued), and the most ever.
     pub held_now: u64,
     pub held_max: u64,
