@@ -166,25 +166,19 @@ fn gst_gets_checked_frames_one_block_and_padded_strides() {
 fn frames_limit_ends_the_producer_with_status_0() {
     let sb = Sandbox::start();
     let mut producer = Producer::spawn(&sb, &["--frames", "20", "--rate", "60"]);
-    let dir = sb.runtime_dir().join("cap");
-    let child = gst_capture(&sb, producer.nodes()[0].id, 20, &dir)
-        .spawn()
-        .unwrap();
-    let out = wait_output(child, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The consumer stops when the producer's node goes away. A loaded
+    // machine may drop frames, so not every seq need arrive.
+    let frames = native::consume(&sb, producer.nodes()[0].id, PixelFormat::Bgrx, 0, 1000);
     let status = producer.wait_exit();
     assert!(status.success(), "{status}: {}", producer.stderr());
-    let files = frames_in(&dir);
-    assert_eq!(files.len(), 20);
-    for (i, f) in files.iter().enumerate() {
-        assert_eq!(
-            check_frame(f, PixelFormat::Bgrx, (320, 240), 4, 0),
-            i as u64
-        );
+    assert!(
+        !frames.is_empty() && frames.len() <= 20,
+        "{} frames",
+        frames.len()
+    );
+    for f in &frames {
+        assert!(f.seq.unwrap() < 20);
+        f.check.as_ref().unwrap();
     }
 }
 
@@ -412,5 +406,524 @@ fn kill_9_of_the_owner_leaves_nothing() {
             dir.exists()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn resize_every_renegotiates_and_frames_follow_size_at() {
+    let sb = Sandbox::start();
+    let producer = Producer::spawn(
+        &sb,
+        &["--resize-every", "10", "--rate", "60", "--format", "I420"],
+    );
+    let dir = sb.runtime_dir().join("cap");
+    let child = gst_capture(&sb, producer.nodes()[0].id, 40, &dir)
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = frames_in(&dir);
+    assert_eq!(files.len(), 40);
+    let mut sizes = Vec::new();
+    for f in &files {
+        // Which size the frame has follows from its length; its seq must
+        // agree with size_at.
+        let len = std::fs::metadata(f).unwrap().len() as usize;
+        let size = [(320, 240), (240, 180)]
+            .into_iter()
+            .find(|&(w, h)| PixelFormat::I420.packed_layout(w, h, 4).unwrap().1 == len)
+            .unwrap_or_else(|| panic!("{}: unexpected length {len}", f.display()));
+        let seq = check_frame(f, PixelFormat::I420, size, 4, 0);
+        assert_eq!(pattern::size_at(320, 240, 10, seq), size, "seq {seq}");
+        sizes.push(size);
+    }
+    sizes.dedup();
+    assert!(sizes.len() >= 3, "sizes seen: {sizes:?}");
+}
+
+/// A minimal native consumer (pipewire-rs) that asks for every meta the
+/// producer offers and records what each frame carried.
+mod native {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use libspa::param::video::VideoInfoRaw;
+    use libspa::pod::serialize::PodSerializer;
+    use libspa::pod::{ChoiceValue, Object, Pod, Property, Value};
+    use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
+    use libspa_sys as spa_sys;
+    use pipewire as pw;
+    use wrd_capture::PixelFormat;
+    use wrd_testsrc::pattern::{self, Rect};
+    use wrd_testsrc::Sandbox;
+
+    /// A cursor bitmap: w, h, SPA format, stride, pixels.
+    pub type Bitmap = (u32, u32, u32, i32, Vec<u8>);
+    /// A cursor meta: id, x, y, hotspot, bitmap.
+    pub type CursorMeta = (u32, i32, i32, (i32, i32), Option<Bitmap>);
+
+    #[derive(Debug)]
+    pub struct Frame {
+        pub seq: Option<u64>,
+        pub pts: i64,
+        pub size: (u32, u32),
+        pub n_datas: usize,
+        /// Per data: (chunk offset, size, stride).
+        pub chunks: Vec<(u32, u32, i32)>,
+        pub damage: Option<Vec<Rect>>,
+        pub crop: Option<Rect>,
+        pub cursor: Option<CursorMeta>,
+        pub check: Result<(), String>,
+    }
+
+    fn pod(value: Value) -> Vec<u8> {
+        PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
+            .unwrap()
+            .0
+            .into_inner()
+    }
+
+    fn int_range(default: i32, min: i32, max: i32) -> Value {
+        Value::Choice(ChoiceValue::Int(Choice(
+            ChoiceFlags::empty(),
+            ChoiceEnum::Range { default, min, max },
+        )))
+    }
+
+    fn meta(type_: u32, size: Value) -> Vec<u8> {
+        pod(Value::Object(Object {
+            type_: spa_sys::SPA_TYPE_OBJECT_ParamMeta,
+            id: spa_sys::SPA_PARAM_Meta,
+            properties: vec![
+                Property::new(spa_sys::SPA_PARAM_META_type, Value::Id(Id(type_))),
+                Property::new(spa_sys::SPA_PARAM_META_size, size),
+            ],
+        }))
+    }
+
+    /// # Safety
+    /// `buf` must be a valid spa_buffer.
+    unsafe fn find_meta(buf: *mut spa_sys::spa_buffer, type_: u32) -> Option<(*mut u8, usize)> {
+        let metas = std::slice::from_raw_parts((*buf).metas, (*buf).n_metas as usize);
+        metas
+            .iter()
+            .find(|m| m.type_ == type_ && !m.data.is_null())
+            .map(|m| (m.data as *mut u8, m.size as usize))
+    }
+
+    /// Consume `n` frames of `fmt` from node `id`; fewer if the stream stops
+    /// streaming first (the producer exited) or after 20 s.
+    pub fn consume(
+        sb: &Sandbox,
+        id: u32,
+        fmt: PixelFormat,
+        stream_index: u32,
+        n: usize,
+    ) -> Vec<Frame> {
+        pw::init();
+        let mainloop = pw::main_loop::MainLoop::new(None).unwrap();
+        let context = pw::context::Context::new(&mainloop).unwrap();
+        let core = context.connect_fd(sb.connect_fd(), None).unwrap();
+        let props = pw::properties::properties! {
+            *pw::keys::MEDIA_TYPE => "Video",
+            *pw::keys::MEDIA_CATEGORY => "Capture",
+            *pw::keys::MEDIA_ROLE => "Screen",
+        };
+        let stream = pw::stream::Stream::new(&core, "bench-consumer", props).unwrap();
+        struct St {
+            info: Option<(u32, u32)>,
+            frames: Vec<Frame>,
+            n: usize,
+            fmt: PixelFormat,
+            index: u32,
+            quit: Box<dyn Fn()>,
+        }
+        let st = Rc::new(RefCell::new(St {
+            info: None,
+            frames: Vec::new(),
+            n,
+            fmt,
+            index: stream_index,
+            quit: Box::new({
+                let l = mainloop.downgrade();
+                move || {
+                    if let Some(l) = l.upgrade() {
+                        l.quit()
+                    }
+                }
+            }),
+        }));
+        let _listener = stream
+            .add_local_listener_with_user_data(st.clone())
+            .state_changed(|_, st, old, new| {
+                // The producer went away (or stopped): stop with what we have.
+                if old == pw::stream::StreamState::Streaming && new != old {
+                    (st.borrow().quit)();
+                }
+            })
+            .param_changed(|stream, st, id, param| {
+                let Some(param) = param else { return };
+                if id != spa_sys::SPA_PARAM_Format {
+                    return;
+                }
+                let mut info = VideoInfoRaw::new();
+                info.parse(param).unwrap();
+                st.borrow_mut().info = Some((info.size().width, info.size().height));
+                let types = (1i32 << spa_sys::SPA_DATA_MemFd) | (1 << spa_sys::SPA_DATA_MemPtr);
+                let r = std::mem::size_of::<spa_sys::spa_meta_region>() as i32;
+                let cursor = |w: i32| {
+                    (std::mem::size_of::<spa_sys::spa_meta_cursor>()
+                        + std::mem::size_of::<spa_sys::spa_meta_bitmap>())
+                        as i32
+                        + w * w * 4
+                };
+                let params = [
+                    pod(Value::Object(Object {
+                        type_: spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
+                        id: spa_sys::SPA_PARAM_Buffers,
+                        properties: vec![
+                            Property::new(spa_sys::SPA_PARAM_BUFFERS_buffers, int_range(4, 2, 16)),
+                            Property::new(
+                                spa_sys::SPA_PARAM_BUFFERS_dataType,
+                                Value::Choice(ChoiceValue::Int(Choice(
+                                    ChoiceFlags::empty(),
+                                    ChoiceEnum::Flags {
+                                        default: types,
+                                        flags: vec![types],
+                                    },
+                                ))),
+                            ),
+                        ],
+                    })),
+                    meta(
+                        spa_sys::SPA_META_Header,
+                        Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
+                    ),
+                    meta(spa_sys::SPA_META_VideoDamage, int_range(16 * r, r, 16 * r)),
+                    meta(spa_sys::SPA_META_VideoCrop, Value::Int(r)),
+                    meta(
+                        spa_sys::SPA_META_Cursor,
+                        int_range(cursor(64), cursor(1), cursor(256)),
+                    ),
+                ];
+                let mut pods: Vec<&Pod> =
+                    params.iter().map(|p| Pod::from_bytes(p).unwrap()).collect();
+                stream.update_params(&mut pods).unwrap();
+            })
+            .process(|stream, st| {
+                let mut s = st.borrow_mut();
+                // SAFETY: dequeue; a non-null buffer is ours until queued.
+                let b = unsafe { stream.dequeue_raw_buffer() };
+                if b.is_null() {
+                    return;
+                }
+                let (w, h) = s.info.expect("a format before buffers");
+                let mut f = Frame {
+                    seq: None,
+                    pts: 0,
+                    size: (w, h),
+                    n_datas: 0,
+                    chunks: Vec::new(),
+                    damage: None,
+                    crop: None,
+                    cursor: None,
+                    check: Ok(()),
+                };
+                // SAFETY: b is a dequeued buffer, mapped (MAP_BUFFERS); its
+                // metas and datas are valid until we queue it.
+                unsafe {
+                    let buf = (*b).buffer;
+                    let datas = std::slice::from_raw_parts((*buf).datas, (*buf).n_datas as usize);
+                    f.n_datas = datas.len();
+                    for d in datas {
+                        let c = &*d.chunk;
+                        f.chunks.push((c.offset, c.size, c.stride));
+                    }
+                    if let Some((m, _)) = find_meta(buf, spa_sys::SPA_META_Header) {
+                        let hdr = &*(m as *const spa_sys::spa_meta_header);
+                        f.seq = Some(hdr.seq);
+                        f.pts = hdr.pts;
+                    }
+                    if let Some((m, size)) = find_meta(buf, spa_sys::SPA_META_VideoDamage) {
+                        let n = size / std::mem::size_of::<spa_sys::spa_meta_region>();
+                        let regions =
+                            std::slice::from_raw_parts(m as *const spa_sys::spa_meta_region, n);
+                        f.damage = Some(
+                            regions
+                                .iter()
+                                .take_while(|r| r.region.size.width > 0 && r.region.size.height > 0)
+                                .map(|r| Rect {
+                                    x: r.region.position.x,
+                                    y: r.region.position.y,
+                                    w: r.region.size.width,
+                                    h: r.region.size.height,
+                                })
+                                .collect(),
+                        );
+                    }
+                    if let Some((m, _)) = find_meta(buf, spa_sys::SPA_META_VideoCrop) {
+                        let r = &*(m as *const spa_sys::spa_meta_region);
+                        f.crop = Some(Rect {
+                            x: r.region.position.x,
+                            y: r.region.position.y,
+                            w: r.region.size.width,
+                            h: r.region.size.height,
+                        });
+                    }
+                    if let Some((m, _)) = find_meta(buf, spa_sys::SPA_META_Cursor) {
+                        let c = &*(m as *const spa_sys::spa_meta_cursor);
+                        let bitmap = (c.bitmap_offset as usize
+                            >= std::mem::size_of::<spa_sys::spa_meta_cursor>())
+                        .then(|| {
+                            let mb = &*(m.add(c.bitmap_offset as usize)
+                                as *const spa_sys::spa_meta_bitmap);
+                            let px = std::slice::from_raw_parts(
+                                (mb as *const spa_sys::spa_meta_bitmap as *const u8)
+                                    .add(mb.offset as usize),
+                                (mb.stride as u32 * mb.size.height) as usize,
+                            );
+                            (
+                                mb.size.width,
+                                mb.size.height,
+                                mb.format,
+                                mb.stride,
+                                px.to_vec(),
+                            )
+                        });
+                        f.cursor = Some((
+                            c.id,
+                            c.position.x,
+                            c.position.y,
+                            (c.hotspot.x, c.hotspot.y),
+                            bitmap,
+                        ));
+                    }
+                    // The picture: planes from one data per plane, or all
+                    // from data 0 at the packed offsets.
+                    let fmt = s.fmt;
+                    let mut planes: Vec<&[u8]> = Vec::new();
+                    let mut strides = Vec::new();
+                    if datas.len() >= fmt.planes() {
+                        for d in datas.iter().take(fmt.planes()) {
+                            let c = &*d.chunk;
+                            planes.push(std::slice::from_raw_parts(
+                                (d.data as *const u8).add(c.offset as usize),
+                                c.size as usize,
+                            ));
+                            strides.push(c.stride as usize);
+                        }
+                    } else {
+                        // One block: the planes lie at the packed offsets
+                        // for the producer's default 4-byte stride alignment.
+                        let d = &datas[0];
+                        let c = &*d.chunk;
+                        let (layout, _) = fmt.packed_layout(w, h, 4).unwrap();
+                        assert_eq!(c.stride as usize, layout[0].stride);
+                        for l in &layout {
+                            planes.push(std::slice::from_raw_parts(
+                                (d.data as *const u8).add(c.offset as usize + l.offset),
+                                l.stride * l.rows,
+                            ));
+                            strides.push(l.stride);
+                        }
+                    }
+                    f.check = match f.seq {
+                        Some(seq) => pattern::check(fmt, w, h, seq, s.index, &planes, &strides),
+                        None => Err("no header".into()),
+                    };
+                    stream.queue_raw_buffer(b);
+                }
+                s.frames.push(f);
+                if s.frames.len() >= s.n {
+                    (s.quit)();
+                }
+            })
+            .register()
+            .unwrap();
+        let enum_format = pod(Value::Object(Object {
+            type_: spa_sys::SPA_TYPE_OBJECT_Format,
+            id: spa_sys::SPA_PARAM_EnumFormat,
+            properties: vec![
+                Property::new(
+                    spa_sys::SPA_FORMAT_mediaType,
+                    Value::Id(Id(spa_sys::SPA_MEDIA_TYPE_video)),
+                ),
+                Property::new(
+                    spa_sys::SPA_FORMAT_mediaSubtype,
+                    Value::Id(Id(spa_sys::SPA_MEDIA_SUBTYPE_raw)),
+                ),
+                Property::new(
+                    spa_sys::SPA_FORMAT_VIDEO_format,
+                    Value::Id(Id(fmt.to_spa().as_raw())),
+                ),
+                Property::new(
+                    spa_sys::SPA_FORMAT_VIDEO_size,
+                    Value::Choice(ChoiceValue::Rectangle(Choice(
+                        ChoiceFlags::empty(),
+                        ChoiceEnum::Range {
+                            default: Rectangle {
+                                width: 320,
+                                height: 240,
+                            },
+                            min: Rectangle {
+                                width: 1,
+                                height: 1,
+                            },
+                            max: Rectangle {
+                                width: 16384,
+                                height: 16384,
+                            },
+                        },
+                    ))),
+                ),
+                Property::new(
+                    spa_sys::SPA_FORMAT_VIDEO_framerate,
+                    Value::Choice(ChoiceValue::Fraction(Choice(
+                        ChoiceFlags::empty(),
+                        ChoiceEnum::Range {
+                            default: Fraction { num: 30, denom: 1 },
+                            min: Fraction { num: 0, denom: 1 },
+                            max: Fraction {
+                                num: 1000,
+                                denom: 1,
+                            },
+                        },
+                    ))),
+                ),
+            ],
+        }));
+        let mut params = [Pod::from_bytes(&enum_format).unwrap()];
+        stream
+            .connect(
+                libspa::utils::Direction::Input,
+                Some(id),
+                pw::stream::StreamFlags::AUTOCONNECT | pw::stream::StreamFlags::MAP_BUFFERS,
+                &mut params,
+            )
+            .unwrap();
+        let timer = mainloop.loop_().add_timer({
+            let l = mainloop.downgrade();
+            move |_| {
+                if let Some(l) = l.upgrade() {
+                    l.quit()
+                }
+            }
+        });
+        timer
+            .update_timer(Some(Duration::from_secs(20)), None)
+            .into_result()
+            .unwrap();
+        mainloop.run();
+        let _ = stream.disconnect();
+        let frames = std::mem::take(&mut st.borrow_mut().frames);
+        frames
+    }
+}
+
+/// What a compositor sends: Header (seq from 0, monotonic pts), exact damage,
+/// cursor position every frame and its bitmap when it changes, crop, one
+/// data per plane; every picture checks.
+#[test]
+fn native_consumer_sees_every_meta() {
+    let sb = Sandbox::start();
+    let producer = Producer::spawn(
+        &sb,
+        &["--streams", "2", "--format", "BGRx,NV12", "--rate", "60"],
+    );
+    for node in producer.nodes() {
+        let fmt = [PixelFormat::Bgrx, PixelFormat::Nv12][node.index as usize];
+        let frames = native::consume(&sb, node.id, fmt, node.index, 100);
+        assert_eq!(frames.len(), 100, "{fmt}: frames");
+        let first = frames[0].seq.expect("header");
+        let mut last_pts = 0;
+        let mut prev: Option<u64> = None;
+        for f in &frames {
+            let seq = f.seq.expect("header meta");
+            // A loaded machine may drop a frame, never reorder.
+            assert!(
+                prev.is_none_or(|p| seq > p),
+                "{fmt}: seq {seq} after {prev:?}"
+            );
+            assert!(f.pts > last_pts, "{fmt}: pts grows");
+            last_pts = f.pts;
+            f.check
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{fmt} frame {seq}: {e}"));
+            assert_eq!(f.n_datas, fmt.planes(), "{fmt}: one data per plane");
+            let (layout, _) = fmt.packed_layout(320, 240, 4).unwrap();
+            for (c, l) in f.chunks.iter().zip(&layout) {
+                assert_eq!(
+                    (c.0, c.1 as usize, c.2 as usize),
+                    (0, l.stride * l.rows, l.stride)
+                );
+            }
+            // Damage is relative to seq - 1: check it where that arrived
+            // (or at seq 0, where it is the full frame).
+            if seq == 0 || prev == Some(seq - 1) {
+                let want = pattern::damage(fmt, 320, 240, seq);
+                assert_eq!(
+                    f.damage.as_ref().expect("damage meta"),
+                    &want,
+                    "{fmt} seq {seq}"
+                );
+            }
+            prev = Some(seq);
+            assert_eq!(f.size, (320, 240));
+            assert_eq!(
+                f.crop,
+                Some(pattern::Rect {
+                    x: 0,
+                    y: 0,
+                    w: 320,
+                    h: 240
+                })
+            );
+            let (id, x, y, hot, bitmap) = f.cursor.clone().expect("cursor meta");
+            let c = pattern::cursor(seq);
+            assert_eq!((id, x, y, hot), (c.id, c.x, c.y, (c.hot_x, c.hot_y)));
+            if pattern::cursor_bitmap_changed(seq) {
+                let (bw, bh, bfmt, bstride, px) = bitmap.expect("bitmap when the cursor changes");
+                assert_eq!((bw, bh, bstride), (c.w, c.h, c.w as i32 * 4));
+                assert_eq!(bfmt, libspa_sys::SPA_VIDEO_FORMAT_BGRA);
+                assert_eq!(px, c.pixels);
+            } else {
+                assert!(bitmap.is_none(), "{fmt} seq {seq}: bitmap without a change");
+            }
+        }
+        // Frames flow from the link on: the first consumer sees the stream
+        // from (about, a frame may drop under load) its start.
+        if node.index == 0 {
+            assert!(first <= 3, "first seq {first}");
+        }
+    }
+}
+
+#[test]
+fn no_damage_and_no_cursor_leave_those_metas_out() {
+    let sb = Sandbox::start();
+    let producer = Producer::spawn(
+        &sb,
+        &[
+            "--no-damage",
+            "--no-cursor",
+            "--rate",
+            "60",
+            "--one-block",
+            "--format",
+            "I420",
+        ],
+    );
+    let frames = native::consume(&sb, producer.nodes()[0].id, PixelFormat::I420, 0, 10);
+    assert_eq!(frames.len(), 10);
+    for f in &frames {
+        assert!(f.damage.is_none() && f.cursor.is_none(), "{f:?}");
+        assert!(f.seq.is_some() && f.crop.is_some());
+        assert_eq!(f.n_datas, 1, "--one-block");
+        f.check.as_ref().unwrap();
     }
 }
