@@ -281,8 +281,7 @@ fn check_plane(
     plane: usize,
     data_idx: usize,
     d: &DataDesc,
-    offset: u64,
-    stride: u64,
+    (offset, stride): (u64, u64),
 ) -> Result<PlaneSpan, Invalid> {
     let (row_bytes, rows) = fmt.plane_size(plane, w, h).ok_or_else(|| {
         Invalid(
@@ -384,8 +383,7 @@ pub fn validate_shm(
                 p,
                 p,
                 d,
-                u64::from(d.chunk.offset),
-                stride_or(d, p),
+                (u64::from(d.chunk.offset), stride_or(d, p)),
             )?;
             if (d.chunk.size as usize) < span.len {
                 return Err(Invalid(
@@ -411,7 +409,7 @@ pub fn validate_shm(
                 (PixelFormat::I420, _) => s0.div_ceil(2),
                 _ => s0 + (s0 & 1),
             };
-            let span = check_plane(fmt, w, h, p, 0, d, offset, stride)?;
+            let span = check_plane(fmt, w, h, p, 0, d, (offset, stride))?;
             let (_, rows) = fmt.plane_size(p, w, h).unwrap_or((0, 0));
             offset += stride * rows as u64;
             out.push(span);
