@@ -1,0 +1,596 @@
+//! SSSE3/SSE4.1 and AVX2 row kernels (ours: see the table in `mod.rs` for
+//! why each pair has its own kernel rather than the `yuv` crate's).
+//!
+//! Every kernel is a safe `#[target_feature]` function reached through a
+//! wrapper that is only installed in the table of its level; `convert()`
+//! selects a table only after checking the CPU supports that level. All
+//! loads and stores go through `ld*`/`st*`, which index the slice first, so
+//! a kernel can never touch memory outside its row slices (a wrong bound
+//! would panic, not read out of bounds). Tails shorter than one SIMD block
+//! are finished by the scalar kernels.
+
+use std::arch::x86_64::*;
+
+use super::kernels::{
+    exp3_scalar, gray_scalar, i420_scalar, nv12_scalar, swz4_scalar, to420_scalar, yuy2_scalar,
+    RowKernels, YuvToRgbK,
+};
+use super::OPAQUE;
+
+pub(crate) static SSE41: RowKernels = RowKernels {
+    swz4: swz4_sse,
+    exp3: exp3_sse,
+    gray: gray_sse,
+    i420: i420_sse,
+    nv12: nv12_sse,
+    yuy2: yuy2_sse,
+    to420: to420_scalar,
+};
+
+pub(crate) static AVX2: RowKernels = RowKernels {
+    swz4: swz4_avx2,
+    exp3: exp3_avx2,
+    gray: gray_avx2,
+    i420: i420_avx2,
+    nv12: nv12_avx2,
+    yuy2: yuy2_avx2,
+    to420: to420_scalar,
+};
+
+// ---------------------------------------------------------------------------
+// Bounds-checked loads and stores.
+
+#[inline(always)]
+fn ld16(s: &[u8], i: usize) -> __m128i {
+    let c = &s[i..i + 16];
+    // SAFETY: `c` is 16 readable bytes; loadu needs no alignment. SSE2 is
+    // part of the x86-64 baseline.
+    unsafe { _mm_loadu_si128(c.as_ptr().cast()) }
+}
+
+#[inline(always)]
+fn ld8(s: &[u8], i: usize) -> __m128i {
+    let c = &s[i..i + 8];
+    // SAFETY: `c` is 8 readable bytes; loadl_epi64 reads 8 unaligned bytes.
+    unsafe { _mm_loadl_epi64(c.as_ptr().cast()) }
+}
+
+#[inline(always)]
+fn st16(d: &mut [u8], i: usize, v: __m128i) {
+    let c = &mut d[i..i + 16];
+    // SAFETY: `c` is 16 writable bytes; storeu needs no alignment.
+    unsafe { _mm_storeu_si128(c.as_mut_ptr().cast(), v) }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn ld32(s: &[u8], i: usize) -> __m256i {
+    let c = &s[i..i + 32];
+    // SAFETY: `c` is 32 readable bytes; loadu needs no alignment; AVX is
+    // enabled for this function.
+    unsafe { _mm256_loadu_si256(c.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn st32(d: &mut [u8], i: usize, v: __m256i) {
+    let c = &mut d[i..i + 32];
+    // SAFETY: `c` is 32 writable bytes; storeu needs no alignment.
+    unsafe { _mm256_storeu_si256(c.as_mut_ptr().cast(), v) }
+}
+
+/// pshufb and OR masks for 4 pixels of `bpp` source bytes each (`bpp` 1, 3
+/// or 4) producing 4-byte pixels by `map` (for `bpp` 1, every byte reads Y).
+fn masks(map: [u8; 4], bpp: usize, first_px: usize) -> ([u8; 16], [u8; 16]) {
+    let mut sh = [0u8; 16];
+    let mut or = [0u8; 16];
+    for px in 0..4 {
+        for (c, &m) in map.iter().enumerate() {
+            let j = 4 * px + c;
+            if m == OPAQUE {
+                sh[j] = 0x80;
+                or[j] = 0xFF;
+            } else {
+                sh[j] = ((first_px + px) * bpp + m as usize) as u8;
+            }
+        }
+    }
+    (sh, or)
+}
+
+fn m128(b: &[u8; 16]) -> __m128i {
+    ld16(b, 0)
+}
+
+/// Installed only in [`SSE41`]; see the module comment for why the call is sound.
+macro_rules! sse_wrapper {
+    ($name:ident, $imp:ident, ($($a:ident: $t:ty),*)) => {
+        fn $name($($a: $t),*) {
+            // SAFETY: this wrapper is only reachable through the SSE41 (or
+            // AVX2) table, which convert() selects only after checking that
+            // the CPU has SSSE3 and SSE4.1.
+            unsafe { $imp($($a),*) }
+        }
+    };
+}
+
+/// Installed only in [`AVX2`].
+macro_rules! avx2_wrapper {
+    ($name:ident, $imp:ident, ($($a:ident: $t:ty),*)) => {
+        fn $name($($a: $t),*) {
+            // SAFETY: this wrapper is only reachable through the AVX2 table,
+            // which convert() selects only after checking that the CPU has
+            // AVX2, SSSE3 and SSE4.1.
+            unsafe { $imp($($a),*) }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// 4-byte swizzles (BGRx/RGBx/... to BGRA/RGBA, ARGB32 loader).
+
+sse_wrapper!(swz4_sse, swz4_sse_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
+#[target_feature(enable = "ssse3,sse4.1")]
+fn swz4_sse_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
+    let n = d.len();
+    let s = &s[..n];
+    let (sh, or) = masks(map, 4, 0);
+    let (sh, or) = (m128(&sh), m128(&or));
+    let mut i = 0;
+    while i + 64 <= n {
+        for j in (0..64).step_by(16) {
+            let v = ld16(s, i + j);
+            st16(d, i + j, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        let v = ld16(s, i);
+        st16(d, i, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
+        i += 16;
+    }
+    swz4_scalar(&s[i..], &mut d[i..], map);
+}
+
+avx2_wrapper!(swz4_avx2, swz4_avx2_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn swz4_avx2_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
+    let n = d.len();
+    let s = &s[..n];
+    let (sh, or) = masks(map, 4, 0);
+    let sh = _mm256_broadcastsi128_si256(m128(&sh));
+    let or = _mm256_broadcastsi128_si256(m128(&or));
+    let mut i = 0;
+    while i + 128 <= n {
+        for j in (0..128).step_by(32) {
+            let v = ld32(s, i + j);
+            st32(d, i + j, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
+        }
+        i += 128;
+    }
+    while i + 32 <= n {
+        let v = ld32(s, i);
+        st32(d, i, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
+        i += 32;
+    }
+    swz4_scalar(&s[i..], &mut d[i..], map);
+}
+
+// ---------------------------------------------------------------------------
+// 3-byte to 4-byte (RGB, BGR, RGB24 loader).
+
+sse_wrapper!(exp3_sse, exp3_sse_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
+#[target_feature(enable = "ssse3,sse4.1")]
+fn exp3_sse_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
+    let w = d.len() / 4;
+    let s = &s[..3 * w];
+    let (sh, or) = masks(map, 3, 0);
+    let (sh, or) = (m128(&sh), m128(&or));
+    let mut i = 0;
+    // 16 pixels: four 16-byte loads at 12-byte steps; the last ends 4 bytes
+    // past the 48 used, hence the extra margin.
+    while i + 16 <= w && 3 * i + 52 <= s.len() {
+        for j in 0..4 {
+            let v = ld16(s, 3 * i + 12 * j);
+            st16(d, 4 * i + 16 * j, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
+        }
+        i += 16;
+    }
+    exp3_scalar(&s[3 * i..], &mut d[4 * i..], map);
+}
+
+avx2_wrapper!(exp3_avx2, exp3_avx2_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn exp3_avx2_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
+    let w = d.len() / 4;
+    let s = &s[..3 * w];
+    let (sh, or) = masks(map, 3, 0);
+    let sh = _mm256_broadcastsi128_si256(m128(&sh));
+    let or = _mm256_broadcastsi128_si256(m128(&or));
+    let mut i = 0;
+    // 32 pixels: eight 16-byte loads at 12-byte steps, two per register.
+    while i + 32 <= w && 3 * i + 100 <= s.len() {
+        for j in 0..4 {
+            let base = 3 * i + 24 * j;
+            let v = _mm256_inserti128_si256::<1>(
+                _mm256_castsi128_si256(ld16(s, base)),
+                ld16(s, base + 12),
+            );
+            st32(
+                d,
+                4 * i + 32 * j,
+                _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or),
+            );
+        }
+        i += 32;
+    }
+    exp3_scalar(&s[3 * i..], &mut d[4 * i..], map);
+}
+
+// ---------------------------------------------------------------------------
+// GRAY8 to 32-bit.
+
+sse_wrapper!(gray_sse, gray_sse_imp, (s: &[u8], d: &mut [u8]));
+#[target_feature(enable = "ssse3,sse4.1")]
+fn gray_sse_imp(s: &[u8], d: &mut [u8]) {
+    let w = d.len() / 4;
+    let s = &s[..w];
+    let m: [__m128i; 4] = std::array::from_fn(|j| m128(&masks([0, 0, 0, OPAQUE], 1, 4 * j).0));
+    let or = m128(&masks([0, 0, 0, OPAQUE], 1, 0).1);
+    let mut i = 0;
+    while i + 16 <= w {
+        let y = ld16(s, i);
+        for (j, m) in m.iter().enumerate() {
+            st16(d, 4 * i + 16 * j, _mm_or_si128(_mm_shuffle_epi8(y, *m), or));
+        }
+        i += 16;
+    }
+    gray_scalar(&s[i..], &mut d[4 * i..]);
+}
+
+avx2_wrapper!(gray_avx2, gray_avx2_imp, (s: &[u8], d: &mut [u8]));
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn gray_avx2_imp(s: &[u8], d: &mut [u8]) {
+    let w = d.len() / 4;
+    let s = &s[..w];
+    let mk = |a: usize, b: usize| {
+        let lo = m128(&masks([0, 0, 0, OPAQUE], 1, a).0);
+        let hi = m128(&masks([0, 0, 0, OPAQUE], 1, b).0);
+        _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi)
+    };
+    let (m0, m1) = (mk(0, 4), mk(8, 12));
+    let or = _mm256_broadcastsi128_si256(m128(&masks([0, 0, 0, OPAQUE], 1, 0).1));
+    let mut i = 0;
+    while i + 16 <= w {
+        let y = _mm256_broadcastsi128_si256(ld16(s, i));
+        st32(d, 4 * i, _mm256_or_si256(_mm256_shuffle_epi8(y, m0), or));
+        st32(
+            d,
+            4 * i + 32,
+            _mm256_or_si256(_mm256_shuffle_epi8(y, m1), or),
+        );
+        i += 16;
+    }
+    gray_scalar(&s[i..], &mut d[4 * i..]);
+}
+
+// ---------------------------------------------------------------------------
+// YUV to 32-bit RGB. The arithmetic is the one documented on `YuvToRgbK`.
+
+/// 16 pixels: `ylo`, `yhi` are Y of pixels 0-7 and 8-15 as i16; `u`, `v` the
+/// 8 chroma samples (raw, as i16) of those pixels. Writes 64 bytes at `i`.
+#[target_feature(enable = "ssse3,sse4.1")]
+#[inline]
+fn yuv16_sse<const RGBA: bool>(
+    ylo: __m128i,
+    yhi: __m128i,
+    u: __m128i,
+    v: __m128i,
+    k: &YuvToRgbK,
+    d: &mut [u8],
+    i: usize,
+) {
+    let yoff = _mm_set1_epi16(k.y_off);
+    let cy = _mm_set1_epi16(k.cy);
+    let bias = _mm_set1_epi16(i16::MIN);
+    let c32 = _mm_set1_epi16(32);
+    let ylo = _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(ylo, yoff)), cy);
+    let yhi = _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(yhi, yoff)), cy);
+    let u = _mm_xor_si128(_mm_slli_epi16::<8>(u), bias);
+    let v = _mm_xor_si128(_mm_slli_epi16::<8>(v), bias);
+    let rv = _mm_mulhrs_epi16(v, _mm_set1_epi16(k.crv));
+    let gc = _mm_adds_epi16(
+        _mm_mulhrs_epi16(u, _mm_set1_epi16(k.cgu)),
+        _mm_mulhrs_epi16(v, _mm_set1_epi16(k.cgv)),
+    );
+    let bu = _mm_mulhrs_epi16(u, _mm_set1_epi16(k.cbu));
+    let fin = |x: __m128i| _mm_srai_epi16::<6>(_mm_adds_epi16(x, c32));
+    let r = _mm_packus_epi16(
+        fin(_mm_adds_epi16(ylo, _mm_unpacklo_epi16(rv, rv))),
+        fin(_mm_adds_epi16(yhi, _mm_unpackhi_epi16(rv, rv))),
+    );
+    let g = _mm_packus_epi16(
+        fin(_mm_subs_epi16(ylo, _mm_unpacklo_epi16(gc, gc))),
+        fin(_mm_subs_epi16(yhi, _mm_unpackhi_epi16(gc, gc))),
+    );
+    let b = _mm_packus_epi16(
+        fin(_mm_adds_epi16(ylo, _mm_unpacklo_epi16(bu, bu))),
+        fin(_mm_adds_epi16(yhi, _mm_unpackhi_epi16(bu, bu))),
+    );
+    let a = _mm_set1_epi8(-1);
+    let (c0, c2) = if RGBA { (r, b) } else { (b, r) };
+    let lo01 = _mm_unpacklo_epi8(c0, g);
+    let hi01 = _mm_unpackhi_epi8(c0, g);
+    let lo23 = _mm_unpacklo_epi8(c2, a);
+    let hi23 = _mm_unpackhi_epi8(c2, a);
+    st16(d, 4 * i, _mm_unpacklo_epi16(lo01, lo23));
+    st16(d, 4 * i + 16, _mm_unpackhi_epi16(lo01, lo23));
+    st16(d, 4 * i + 32, _mm_unpacklo_epi16(hi01, hi23));
+    st16(d, 4 * i + 48, _mm_unpackhi_epi16(hi01, hi23));
+}
+
+/// 32 pixels: `ylo` holds Y of pixels 0-7 | 16-23 (128-bit lanes), `yhi`
+/// 8-15 | 24-31, as i16; `u`, `v` the 16 chroma samples, 0-7 | 8-15.
+/// Writes 128 bytes at pixel `i`.
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+#[inline]
+fn yuv32_avx2<const RGBA: bool>(
+    ylo: __m256i,
+    yhi: __m256i,
+    u: __m256i,
+    v: __m256i,
+    k: &YuvToRgbK,
+    d: &mut [u8],
+    i: usize,
+) {
+    let yoff = _mm256_set1_epi16(k.y_off);
+    let cy = _mm256_set1_epi16(k.cy);
+    let bias = _mm256_set1_epi16(i16::MIN);
+    let c32 = _mm256_set1_epi16(32);
+    let ylo = _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(ylo, yoff)), cy);
+    let yhi = _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(yhi, yoff)), cy);
+    let u = _mm256_xor_si256(_mm256_slli_epi16::<8>(u), bias);
+    let v = _mm256_xor_si256(_mm256_slli_epi16::<8>(v), bias);
+    let rv = _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.crv));
+    let gc = _mm256_adds_epi16(
+        _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cgu)),
+        _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.cgv)),
+    );
+    let bu = _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cbu));
+    let fin = |x: __m256i| _mm256_srai_epi16::<6>(_mm256_adds_epi16(x, c32));
+    // unpacklo/hi_epi16(t, t) duplicate chroma 0-3|8-11 and 4-7|12-15,
+    // which are the pixels 0-7|16-23 and 8-15|24-31 of ylo and yhi.
+    let r = _mm256_packus_epi16(
+        fin(_mm256_adds_epi16(ylo, _mm256_unpacklo_epi16(rv, rv))),
+        fin(_mm256_adds_epi16(yhi, _mm256_unpackhi_epi16(rv, rv))),
+    );
+    let g = _mm256_packus_epi16(
+        fin(_mm256_subs_epi16(ylo, _mm256_unpacklo_epi16(gc, gc))),
+        fin(_mm256_subs_epi16(yhi, _mm256_unpackhi_epi16(gc, gc))),
+    );
+    let b = _mm256_packus_epi16(
+        fin(_mm256_adds_epi16(ylo, _mm256_unpacklo_epi16(bu, bu))),
+        fin(_mm256_adds_epi16(yhi, _mm256_unpackhi_epi16(bu, bu))),
+    );
+    // r, g, b now hold pixels 0-15 | 16-31.
+    let a = _mm256_set1_epi8(-1);
+    let (c0, c2) = if RGBA { (r, b) } else { (b, r) };
+    let lo01 = _mm256_unpacklo_epi8(c0, g); // 0-7 | 16-23
+    let hi01 = _mm256_unpackhi_epi8(c0, g); // 8-15 | 24-31
+    let lo23 = _mm256_unpacklo_epi8(c2, a);
+    let hi23 = _mm256_unpackhi_epi8(c2, a);
+    let o0 = _mm256_unpacklo_epi16(lo01, lo23); // 0-3 | 16-19
+    let o1 = _mm256_unpackhi_epi16(lo01, lo23); // 4-7 | 20-23
+    let o2 = _mm256_unpacklo_epi16(hi01, hi23); // 8-11 | 24-27
+    let o3 = _mm256_unpackhi_epi16(hi01, hi23); // 12-15 | 28-31
+    st32(d, 4 * i, _mm256_permute2x128_si256::<0x20>(o0, o1));
+    st32(d, 4 * i + 32, _mm256_permute2x128_si256::<0x20>(o2, o3));
+    st32(d, 4 * i + 64, _mm256_permute2x128_si256::<0x31>(o0, o1));
+    st32(d, 4 * i + 96, _mm256_permute2x128_si256::<0x31>(o2, o3));
+}
+
+fn i420_sse(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
+    // SAFETY: only installed in the SSE41 and AVX2 tables, which convert()
+    // selects only after checking that the CPU has SSSE3 and SSE4.1.
+    unsafe {
+        if rgba {
+            i420_sse_t::<true>(y, u, v, d, k)
+        } else {
+            i420_sse_t::<false>(y, u, v, d, k)
+        }
+    }
+}
+#[target_feature(enable = "ssse3,sse4.1")]
+fn i420_sse_t<const RGBA: bool>(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK) {
+    let w = d.len() / 4;
+    let z = _mm_setzero_si128();
+    let mut i = 0;
+    while i + 16 <= w {
+        let yy = ld16(y, i);
+        let uu = _mm_cvtepu8_epi16(ld8(u, i / 2));
+        let vv = _mm_cvtepu8_epi16(ld8(v, i / 2));
+        yuv16_sse::<RGBA>(
+            _mm_unpacklo_epi8(yy, z),
+            _mm_unpackhi_epi8(yy, z),
+            uu,
+            vv,
+            k,
+            d,
+            i,
+        );
+        i += 16;
+    }
+    i420_scalar(&y[i..], &u[i / 2..], &v[i / 2..], &mut d[4 * i..], k, RGBA);
+}
+
+fn i420_avx2(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
+    // SAFETY: only installed in the AVX2 table, which convert() selects
+    // only after checking that the CPU has AVX2, SSSE3 and SSE4.1.
+    unsafe {
+        if rgba {
+            i420_avx2_t::<true>(y, u, v, d, k)
+        } else {
+            i420_avx2_t::<false>(y, u, v, d, k)
+        }
+    }
+}
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn i420_avx2_t<const RGBA: bool>(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK) {
+    let w = d.len() / 4;
+    let z = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 32 <= w {
+        let yy = ld32(y, i);
+        let uu = _mm256_cvtepu8_epi16(ld16(u, i / 2));
+        let vv = _mm256_cvtepu8_epi16(ld16(v, i / 2));
+        yuv32_avx2::<RGBA>(
+            _mm256_unpacklo_epi8(yy, z),
+            _mm256_unpackhi_epi8(yy, z),
+            uu,
+            vv,
+            k,
+            d,
+            i,
+        );
+        i += 32;
+    }
+    i420_scalar(&y[i..], &u[i / 2..], &v[i / 2..], &mut d[4 * i..], k, RGBA);
+}
+
+fn nv12_sse(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
+    // SAFETY: only installed in the SSE41 and AVX2 tables, which convert()
+    // selects only after checking that the CPU has SSSE3 and SSE4.1.
+    unsafe {
+        if rgba {
+            nv12_sse_t::<true>(y, uv, d, k)
+        } else {
+            nv12_sse_t::<false>(y, uv, d, k)
+        }
+    }
+}
+#[target_feature(enable = "ssse3,sse4.1")]
+fn nv12_sse_t<const RGBA: bool>(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgbK) {
+    let w = d.len() / 4;
+    let z = _mm_setzero_si128();
+    let lo = _mm_set1_epi16(0xFF);
+    let mut i = 0;
+    while i + 16 <= w {
+        let yy = ld16(y, i);
+        let c = ld16(uv, i);
+        yuv16_sse::<RGBA>(
+            _mm_unpacklo_epi8(yy, z),
+            _mm_unpackhi_epi8(yy, z),
+            _mm_and_si128(c, lo),
+            _mm_srli_epi16::<8>(c),
+            k,
+            d,
+            i,
+        );
+        i += 16;
+    }
+    nv12_scalar(&y[i..], &uv[i..], &mut d[4 * i..], k, RGBA);
+}
+
+fn nv12_avx2(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
+    // SAFETY: only installed in the AVX2 table, which convert() selects
+    // only after checking that the CPU has AVX2, SSSE3 and SSE4.1.
+    unsafe {
+        if rgba {
+            nv12_avx2_t::<true>(y, uv, d, k)
+        } else {
+            nv12_avx2_t::<false>(y, uv, d, k)
+        }
+    }
+}
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn nv12_avx2_t<const RGBA: bool>(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgbK) {
+    let w = d.len() / 4;
+    let z = _mm256_setzero_si256();
+    let lo = _mm256_set1_epi16(0xFF);
+    let mut i = 0;
+    while i + 32 <= w {
+        let yy = ld32(y, i);
+        let c = ld32(uv, i);
+        yuv32_avx2::<RGBA>(
+            _mm256_unpacklo_epi8(yy, z),
+            _mm256_unpackhi_epi8(yy, z),
+            _mm256_and_si256(c, lo),
+            _mm256_srli_epi16::<8>(c),
+            k,
+            d,
+            i,
+        );
+        i += 32;
+    }
+    nv12_scalar(&y[i..], &uv[i..], &mut d[4 * i..], k, RGBA);
+}
+
+fn yuy2_sse(s: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
+    // SAFETY: only installed in the SSE41 and AVX2 tables, which convert()
+    // selects only after checking that the CPU has SSSE3 and SSE4.1.
+    unsafe {
+        if rgba {
+            yuy2_sse_t::<true>(s, d, k)
+        } else {
+            yuy2_sse_t::<false>(s, d, k)
+        }
+    }
+}
+#[target_feature(enable = "ssse3,sse4.1")]
+fn yuy2_sse_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
+    let w = d.len() / 4;
+    let lo8 = _mm_set1_epi16(0xFF);
+    let lo16 = _mm_set1_epi32(0xFFFF);
+    let mut i = 0;
+    while i + 16 <= w {
+        let a = ld16(s, 2 * i);
+        let b = ld16(s, 2 * i + 16);
+        let ca = _mm_srli_epi16::<8>(a);
+        let cb = _mm_srli_epi16::<8>(b);
+        let u = _mm_packus_epi32(_mm_and_si128(ca, lo16), _mm_and_si128(cb, lo16));
+        let v = _mm_packus_epi32(_mm_srli_epi32::<16>(ca), _mm_srli_epi32::<16>(cb));
+        yuv16_sse::<RGBA>(_mm_and_si128(a, lo8), _mm_and_si128(b, lo8), u, v, k, d, i);
+        i += 16;
+    }
+    yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
+}
+
+fn yuy2_avx2(s: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
+    // SAFETY: only installed in the AVX2 table, which convert() selects
+    // only after checking that the CPU has AVX2, SSSE3 and SSE4.1.
+    unsafe {
+        if rgba {
+            yuy2_avx2_t::<true>(s, d, k)
+        } else {
+            yuy2_avx2_t::<false>(s, d, k)
+        }
+    }
+}
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn yuy2_avx2_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
+    let w = d.len() / 4;
+    let lo8 = _mm256_set1_epi16(0xFF);
+    let lo16 = _mm256_set1_epi32(0xFFFF);
+    let mut i = 0;
+    while i + 32 <= w {
+        let a = ld32(s, 2 * i); // pixels 0-15
+        let b = ld32(s, 2 * i + 32); // pixels 16-31
+        let ya = _mm256_and_si256(a, lo8); // 0-7 | 8-15
+        let yb = _mm256_and_si256(b, lo8); // 16-23 | 24-31
+        let ylo = _mm256_permute2x128_si256::<0x20>(ya, yb);
+        let yhi = _mm256_permute2x128_si256::<0x31>(ya, yb);
+        let ca = _mm256_srli_epi16::<8>(a);
+        let cb = _mm256_srli_epi16::<8>(b);
+        let u = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
+            _mm256_and_si256(ca, lo16),
+            _mm256_and_si256(cb, lo16),
+        ));
+        let v = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
+            _mm256_srli_epi32::<16>(ca),
+            _mm256_srli_epi32::<16>(cb),
+        ));
+        yuv32_avx2::<RGBA>(ylo, yhi, u, v, k, d, i);
+        i += 32;
+    }
+    yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
+}
