@@ -174,6 +174,14 @@ pub(crate) enum Chroma<'a> {
 }
 
 impl Chroma<'_> {
+    /// The same row from chroma sample `c` on.
+    pub fn from(&mut self, c: usize) -> Chroma<'_> {
+        match self {
+            Chroma::Planar(us, vs) => Chroma::Planar(&mut us[c..], &mut vs[c..]),
+            Chroma::Interleaved(uv) => Chroma::Interleaved(&mut uv[2 * c..]),
+        }
+    }
+
     #[inline(always)]
     pub fn set(&mut self, i: usize, u: u8, v: u8) {
         match self {

@@ -13,7 +13,7 @@ use std::arch::x86_64::*;
 
 use super::kernels::{
     exp3_scalar, gray_scalar, i420_scalar, nv12_scalar, swz4_scalar, to420_scalar, yuy2_scalar,
-    RowKernels, YuvToRgbK,
+    Chroma, RgbToYuvK, RowKernels, YuvToRgbK,
 };
 use super::OPAQUE;
 
@@ -24,7 +24,7 @@ pub(crate) static SSE41: RowKernels = RowKernels {
     i420: i420_sse,
     nv12: nv12_sse,
     yuy2: yuy2_sse,
-    to420: to420_scalar,
+    to420: to420_sse,
 };
 
 pub(crate) static AVX2: RowKernels = RowKernels {
@@ -34,7 +34,7 @@ pub(crate) static AVX2: RowKernels = RowKernels {
     i420: i420_avx2,
     nv12: nv12_avx2,
     yuy2: yuy2_avx2,
-    to420: to420_scalar,
+    to420: to420_avx2,
 };
 
 // ---------------------------------------------------------------------------
@@ -593,4 +593,220 @@ fn yuy2_avx2_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
         i += 32;
     }
     yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
+}
+
+// ---------------------------------------------------------------------------
+// 32-bit RGB to 4:2:0 (I420 / NV12). Exactly the integer arithmetic of the
+// scalar kernel (Q15 coefficients, `pmaddwd`, 32-bit sums), so the bytes
+// are identical at every level.
+
+#[inline(always)]
+fn st8(d: &mut [u8], i: usize, v: __m128i) {
+    let c = &mut d[i..i + 8];
+    // SAFETY: `c` is 8 writable bytes; storel_epi64 writes 8 unaligned bytes.
+    unsafe { _mm_storel_epi64(c.as_mut_ptr().cast(), v) }
+}
+
+#[target_feature(enable = "sse2")]
+#[inline]
+fn st4(d: &mut [u8], i: usize, v: __m128i) {
+    d[i..i + 4].copy_from_slice(&_mm_cvtsi128_si32(v).to_le_bytes());
+}
+
+/// Per-pixel i16 coefficients for `pmaddwd` against a pixel unpacked to
+/// i16: `k` R, G, B placed at the bytes `o` names, 0 for the fourth byte.
+fn coef8(o: [u8; 3], kr: i32, kg: i32, kb: i32) -> [i16; 8] {
+    let mut c = [0i16; 8];
+    for px in 0..2 {
+        c[4 * px + o[0] as usize] = kr as i16;
+        c[4 * px + o[1] as usize] = kg as i16;
+        c[4 * px + o[2] as usize] = kb as i16;
+    }
+    c
+}
+
+#[target_feature(enable = "sse2")]
+#[inline]
+fn m128_i16(c: &[i16; 8]) -> __m128i {
+    _mm_set_epi16(c[7], c[6], c[5], c[4], c[3], c[2], c[1], c[0])
+}
+
+fn to420_sse(
+    s0: &[u8],
+    s1: &[u8],
+    y0: &mut [u8],
+    y1: Option<&mut [u8]>,
+    ch: &mut Chroma<'_>,
+    k: &RgbToYuvK,
+    o: [u8; 3],
+) {
+    // SAFETY: only installed in the SSE41 table, which convert() selects
+    // only after checking that the CPU has SSSE3 and SSE4.1.
+    unsafe { to420_sse_imp(s0, s1, y0, y1, ch, k, o) }
+}
+
+#[target_feature(enable = "ssse3,sse4.1")]
+fn to420_sse_imp(
+    s0: &[u8],
+    s1: &[u8],
+    y0: &mut [u8],
+    y1: Option<&mut [u8]>,
+    ch: &mut Chroma<'_>,
+    k: &RgbToYuvK,
+    o: [u8; 3],
+) {
+    let Some(y1) = y1 else {
+        return to420_scalar(s0, s1, y0, None, ch, k, o);
+    };
+    let w = y0.len();
+    let (s0, s1, y1) = (&s0[..4 * w], &s1[..4 * w], &mut y1[..w]);
+    let ky = m128_i16(&coef8(o, k.yr, k.yg, k.yb));
+    let ku = m128_i16(&coef8(o, k.ur, k.ug, k.ub));
+    let kv = m128_i16(&coef8(o, k.vr, k.vg, k.vb));
+    let ybias = _mm_set1_epi32((k.y_off << 15) + (1 << 14));
+    let cbias = _mm_set1_epi32((128 << 17) + (1 << 16));
+    let z = _mm_setzero_si128();
+    let nv = _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    // Y of 4 pixels unpacked as (px0-1, px2-3) i16.
+    let luma4 = |lo: __m128i, hi: __m128i| {
+        let s = _mm_hadd_epi32(_mm_madd_epi16(lo, ky), _mm_madd_epi16(hi, ky));
+        _mm_srai_epi32::<15>(_mm_add_epi32(s, ybias))
+    };
+    let mut i = 0;
+    while i + 8 <= w {
+        let a0 = ld16(s0, 4 * i);
+        let a1 = ld16(s0, 4 * i + 16);
+        let b0 = ld16(s1, 4 * i);
+        let b1 = ld16(s1, 4 * i + 16);
+        let (a0l, a0h) = (_mm_unpacklo_epi8(a0, z), _mm_unpackhi_epi8(a0, z));
+        let (a1l, a1h) = (_mm_unpacklo_epi8(a1, z), _mm_unpackhi_epi8(a1, z));
+        let (b0l, b0h) = (_mm_unpacklo_epi8(b0, z), _mm_unpackhi_epi8(b0, z));
+        let (b1l, b1h) = (_mm_unpacklo_epi8(b1, z), _mm_unpackhi_epi8(b1, z));
+        let ya = _mm_packs_epi32(luma4(a0l, a0h), luma4(a1l, a1h));
+        let yb = _mm_packs_epi32(luma4(b0l, b0h), luma4(b1l, b1h));
+        let yy = _mm_packus_epi16(ya, yb);
+        st8(y0, i, yy);
+        st8(y1, i, _mm_srli_si128::<8>(yy));
+        // Column sums of the two rows, then per pixel, then per 2x2 block.
+        let (c0l, c0h) = (_mm_add_epi16(a0l, b0l), _mm_add_epi16(a0h, b0h));
+        let (c1l, c1h) = (_mm_add_epi16(a1l, b1l), _mm_add_epi16(a1h, b1h));
+        let blocks = |kk: __m128i| {
+            let p0 = _mm_hadd_epi32(_mm_madd_epi16(c0l, kk), _mm_madd_epi16(c0h, kk));
+            let p1 = _mm_hadd_epi32(_mm_madd_epi16(c1l, kk), _mm_madd_epi16(c1h, kk));
+            _mm_srai_epi32::<17>(_mm_add_epi32(_mm_hadd_epi32(p0, p1), cbias))
+        };
+        let uv = _mm_packus_epi16(_mm_packs_epi32(blocks(ku), blocks(kv)), z);
+        // uv bytes: U0 U1 U2 U3 V0 V1 V2 V3.
+        match ch {
+            Chroma::Planar(us, vs) => {
+                st4(us, i / 2, uv);
+                st4(vs, i / 2, _mm_srli_si128::<4>(uv));
+            }
+            Chroma::Interleaved(uvs) => st8(uvs, i, _mm_shuffle_epi8(uv, nv)),
+        }
+        i += 8;
+    }
+    to420_scalar(
+        &s0[4 * i..],
+        &s1[4 * i..],
+        &mut y0[i..],
+        Some(&mut y1[i..]),
+        &mut ch.from(i / 2),
+        k,
+        o,
+    );
+}
+
+fn to420_avx2(
+    s0: &[u8],
+    s1: &[u8],
+    y0: &mut [u8],
+    y1: Option<&mut [u8]>,
+    ch: &mut Chroma<'_>,
+    k: &RgbToYuvK,
+    o: [u8; 3],
+) {
+    // SAFETY: only installed in the AVX2 table, which convert() selects
+    // only after checking that the CPU has AVX2, SSSE3 and SSE4.1.
+    unsafe { to420_avx2_imp(s0, s1, y0, y1, ch, k, o) }
+}
+
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+fn to420_avx2_imp(
+    s0: &[u8],
+    s1: &[u8],
+    y0: &mut [u8],
+    y1: Option<&mut [u8]>,
+    ch: &mut Chroma<'_>,
+    k: &RgbToYuvK,
+    o: [u8; 3],
+) {
+    let Some(y1) = y1 else {
+        return to420_scalar(s0, s1, y0, None, ch, k, o);
+    };
+    let w = y0.len();
+    let (s0, s1, y1) = (&s0[..4 * w], &s1[..4 * w], &mut y1[..w]);
+    let ky = _mm256_broadcastsi128_si256(m128_i16(&coef8(o, k.yr, k.yg, k.yb)));
+    let ku = _mm256_broadcastsi128_si256(m128_i16(&coef8(o, k.ur, k.ug, k.ub)));
+    let kv = _mm256_broadcastsi128_si256(m128_i16(&coef8(o, k.vr, k.vg, k.vb)));
+    let ybias = _mm256_set1_epi32((k.y_off << 15) + (1 << 14));
+    let cbias = _mm256_set1_epi32((128 << 17) + (1 << 16));
+    let z = _mm256_setzero_si256();
+    // After the packs below, chroma bytes come as
+    // U0 U1 U4 U5 V0 V1 V4 V5 | U2 U3 U6 U7 V2 V3 V6 V7.
+    let planar = _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+    let nv = _mm_setr_epi8(0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15);
+    // Y of 8 pixels unpacked as (px0-1 | px4-5, px2-3 | px6-7): in order.
+    let luma8 = |lo: __m256i, hi: __m256i| {
+        let s = _mm256_hadd_epi32(_mm256_madd_epi16(lo, ky), _mm256_madd_epi16(hi, ky));
+        _mm256_srai_epi32::<15>(_mm256_add_epi32(s, ybias))
+    };
+    let mut i = 0;
+    while i + 16 <= w {
+        let a0 = ld32(s0, 4 * i);
+        let a1 = ld32(s0, 4 * i + 32);
+        let b0 = ld32(s1, 4 * i);
+        let b1 = ld32(s1, 4 * i + 32);
+        let (a0l, a0h) = (_mm256_unpacklo_epi8(a0, z), _mm256_unpackhi_epi8(a0, z));
+        let (a1l, a1h) = (_mm256_unpacklo_epi8(a1, z), _mm256_unpackhi_epi8(a1, z));
+        let (b0l, b0h) = (_mm256_unpacklo_epi8(b0, z), _mm256_unpackhi_epi8(b0, z));
+        let (b1l, b1h) = (_mm256_unpacklo_epi8(b1, z), _mm256_unpackhi_epi8(b1, z));
+        // packs: [0-3, 8-11 | 4-7, 12-15] per row.
+        let ya = _mm256_packs_epi32(luma8(a0l, a0h), luma8(a1l, a1h));
+        let yb = _mm256_packs_epi32(luma8(b0l, b0h), luma8(b1l, b1h));
+        // packus: [a 0-3 8-11 b 0-3 8-11 | a 4-7 12-15 b 4-7 12-15] (dwords).
+        let yy = _mm256_packus_epi16(ya, yb);
+        let yy = _mm256_permutevar8x32_epi32(yy, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        st16(y0, i, _mm256_castsi256_si128(yy));
+        st16(y1, i, _mm256_extracti128_si256::<1>(yy));
+        let (c0l, c0h) = (_mm256_add_epi16(a0l, b0l), _mm256_add_epi16(a0h, b0h));
+        let (c1l, c1h) = (_mm256_add_epi16(a1l, b1l), _mm256_add_epi16(a1h, b1h));
+        // Per pixel [0-3 | 4-7] and [8-11 | 12-15]; then blocks
+        // [0 1 4 5 | 2 3 6 7].
+        let blocks = |kk: __m256i| {
+            let p0 = _mm256_hadd_epi32(_mm256_madd_epi16(c0l, kk), _mm256_madd_epi16(c0h, kk));
+            let p1 = _mm256_hadd_epi32(_mm256_madd_epi16(c1l, kk), _mm256_madd_epi16(c1h, kk));
+            _mm256_srai_epi32::<17>(_mm256_add_epi32(_mm256_hadd_epi32(p0, p1), cbias))
+        };
+        let uv = _mm256_packus_epi16(_mm256_packs_epi32(blocks(ku), blocks(kv)), z);
+        let uv = _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(uv));
+        match ch {
+            Chroma::Planar(us, vs) => {
+                let p = _mm_shuffle_epi8(uv, planar);
+                st8(us, i / 2, p);
+                st8(vs, i / 2, _mm_srli_si128::<8>(p));
+            }
+            Chroma::Interleaved(uvs) => st16(uvs, i, _mm_shuffle_epi8(uv, nv)),
+        }
+        i += 16;
+    }
+    to420_scalar(
+        &s0[4 * i..],
+        &s1[4 * i..],
+        &mut y0[i..],
+        Some(&mut y1[i..]),
+        &mut ch.from(i / 2),
+        k,
+        o,
+    );
 }
