@@ -3,4 +3,5 @@
 
 #[macro_use]
 pub mod panic;
+pub mod import;
 pub mod status;
