@@ -175,7 +175,8 @@ struct Ctx {
     streaming: bool,
     /// A new EnumFormat went out; waiting for the Format that answers it.
     resize_pending: Option<(u32, u32)>,
-    /// Size of the last frame sent (a different size means full damage).
+    /// Size of the last frame sent into the current buffers (None, or a
+    /// different size, means the next frame is fully damaged).
     last_size: Option<(u32, u32)>,
     /// Buffers whose memory we allocated (kept for teardown checks).
     buffers: usize,
@@ -494,6 +495,9 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         d.data = ptr;
     }
     c.buffers += 1;
+    // New buffers (a new link or format): the consumer has no earlier frame
+    // to apply damage to, so the next frame is fully damaged.
+    c.last_size = None;
 }
 
 fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
