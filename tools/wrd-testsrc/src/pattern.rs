@@ -873,6 +873,19 @@ mod tests {
     }
 
     #[test]
+    fn big_frames_check_and_decode() {
+        for fmt in PixelFormat::ALL {
+            for (w, h) in [(3840, 2160), (3839, 2159)] {
+                let (buf, layout) = filled(fmt, w, h, 777, 3, 256);
+                let strides: Vec<usize> = layout.iter().map(|l| l.stride).collect();
+                let p = planes(&buf, &layout);
+                check(fmt, w, h, 777, 3, &p, &strides).unwrap();
+                assert_eq!(decode(fmt, w, h, p[0], strides[0]), Some((777, 3)));
+            }
+        }
+    }
+
+    #[test]
     fn same_picture_in_every_format() {
         // The RGB formats hold the conversion of the YUV picture: compare a
         // pixel of the box and of the background.
