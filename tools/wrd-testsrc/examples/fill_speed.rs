@@ -21,13 +21,7 @@ fn main() {
         let mut buf = vec![0u8; total];
         let strides: Vec<usize> = layout.iter().map(|l| l.stride).collect();
         let mut fill = |seq| {
-            let mut planes = Vec::new();
-            let mut rest = &mut buf[..];
-            for l in &layout {
-                let (p, r) = rest.split_at_mut(l.stride * l.rows);
-                planes.push(p);
-                rest = r;
-            }
+            let mut planes = pattern::split_planes(&mut buf, &layout);
             pattern::fill(fmt, w, h, seq, 0, &mut planes, &strides);
         };
         fill(0); // builds the background cache

@@ -164,6 +164,29 @@ struct Negotiated {
     planes: Vec<PlaneLayout>,
 }
 
+impl Negotiated {
+    /// The data blocks of a buffer as (size, stride): one per plane, or with
+    /// `one_block` a single block holding the planes at their packed offsets
+    /// (its stride is plane 0's).
+    fn blocks(&self, one_block: bool) -> Vec<(usize, usize)> {
+        if one_block {
+            let last = self.planes.last().expect("a plane");
+            vec![(last.offset + last.stride * last.rows, self.planes[0].stride)]
+        } else {
+            self.planes
+                .iter()
+                .map(|p| (p.stride * p.rows, p.stride))
+                .collect()
+        }
+    }
+}
+
+/// Whether the planes share one data block: asked for, or forced by a buffer
+/// with fewer datas than planes.
+fn one_block(args: &Args, n_datas: usize, neg: &Negotiated) -> bool {
+    args.one_block || n_datas < neg.planes.len()
+}
+
 struct Ctx {
     index: u32,
     fmt: PixelFormat,
@@ -178,7 +201,7 @@ struct Ctx {
     /// Size of the last frame sent into the current buffers (None, or a
     /// different size, means the next frame is fully damaged).
     last_size: Option<(u32, u32)>,
-    /// Buffers whose memory we allocated (kept for teardown checks).
+    /// Buffers with memory (frames wait for some).
     buffers: usize,
 }
 
@@ -275,17 +298,8 @@ fn int_range(default: i32, min: i32, max: i32) -> Value {
 
 /// Buffers and Meta params for a negotiated format.
 fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
-    let blocks = if args.one_block { 1 } else { neg.planes.len() };
-    let size = if args.one_block {
-        let last = neg.planes.last().expect("a plane");
-        last.offset + last.stride * last.rows
-    } else {
-        neg.planes
-            .iter()
-            .map(|p| p.stride * p.rows)
-            .max()
-            .unwrap_or(0)
-    };
+    let blocks = neg.blocks(args.one_block);
+    let size = blocks.iter().map(|b| b.0).max().unwrap_or(0);
     let memfd = 1i32 << spa_sys::SPA_DATA_MemFd;
     let mut params = vec![object(
         spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
@@ -295,7 +309,10 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
                 spa_sys::SPA_PARAM_BUFFERS_buffers,
                 int_range(args.buffers as i32, 2, 16),
             ),
-            Property::new(spa_sys::SPA_PARAM_BUFFERS_blocks, Value::Int(blocks as i32)),
+            Property::new(
+                spa_sys::SPA_PARAM_BUFFERS_blocks,
+                Value::Int(blocks.len() as i32),
+            ),
             Property::new(spa_sys::SPA_PARAM_BUFFERS_size, Value::Int(size as i32)),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_stride,
@@ -409,15 +426,6 @@ fn on_param_changed(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>, id: u32, param: 
     update_params(stream, &params);
 }
 
-/// Where plane `p` lives: (data index, byte offset in that data).
-fn plane_home(one_block: bool, planes: &[PlaneLayout], p: usize) -> (usize, usize) {
-    if one_block {
-        (0, planes[p].offset)
-    } else {
-        (p, 0)
-    }
-}
-
 fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     let mut c = ctx.borrow_mut();
     let Some(neg) = c.neg.clone() else {
@@ -431,14 +439,8 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         let buf = (*buffer).buffer;
         std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
     };
-    let one_block = c.args.one_block || datas.len() < neg.planes.len();
-    let sizes: Vec<usize> = if one_block {
-        let last = neg.planes.last().expect("a plane");
-        vec![last.offset + last.stride * last.rows]
-    } else {
-        neg.planes.iter().map(|p| p.stride * p.rows).collect()
-    };
-    for (d, &size) in datas.iter_mut().zip(&sizes) {
+    let blocks = neg.blocks(one_block(&c.args, datas.len(), &neg));
+    for (d, &(size, _)) in datas.iter_mut().zip(&blocks) {
         if d.type_ & (1 << spa_sys::SPA_DATA_MemFd) == 0 {
             eprintln!("wrd-testsrc: data types {:#x} exclude MemFd", d.type_);
             return;
@@ -566,13 +568,17 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
     let buf = unsafe { (*b).buffer };
     // SAFETY: as above.
     let datas = unsafe { std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize) };
-    let one_block = c.args.one_block || datas.len() < neg.planes.len();
-    if datas
+    let one_block = one_block(&c.args, datas.len(), &neg);
+    let blocks = neg.blocks(one_block);
+    if blocks
         .iter()
-        .take(if one_block { 1 } else { neg.planes.len() })
-        .any(|d| d.data.is_null())
+        .zip(datas.iter())
+        .any(|(&(size, _), d)| d.data.is_null() || (d.maxsize as usize) < size)
     {
-        eprintln!("wrd-testsrc: stream {}: buffer without memory", c.index);
+        eprintln!(
+            "wrd-testsrc: stream {}: buffer without enough memory",
+            c.index
+        );
         // SAFETY: giving back the buffer we dequeued.
         unsafe { stream.queue_raw_buffer(b) };
         return;
@@ -580,51 +586,35 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
 
     // The picture.
     {
-        let mut planes: Vec<&mut [u8]> = Vec::with_capacity(neg.planes.len());
-        if one_block {
-            // SAFETY: data 0 maps maxsize bytes (add_buffer), exclusively ours
-            // while dequeued.
-            let mut rest = unsafe {
-                std::slice::from_raw_parts_mut(datas[0].data as *mut u8, datas[0].maxsize as usize)
-            };
-            let mut at = 0;
-            for l in &neg.planes {
-                let (_, tail) = rest.split_at_mut(l.offset - at);
-                let (plane, tail) = tail.split_at_mut(l.stride * l.rows);
-                planes.push(plane);
-                rest = tail;
-                at = l.offset + l.stride * l.rows;
-            }
+        let mut planes: Vec<&mut [u8]> = if one_block {
+            // SAFETY: data 0 maps at least blocks[0].0 bytes (checked above),
+            // exclusively ours while dequeued.
+            let block =
+                unsafe { std::slice::from_raw_parts_mut(datas[0].data as *mut u8, blocks[0].0) };
+            pattern::split_planes(block, &neg.planes)
         } else {
-            for (p, l) in neg.planes.iter().enumerate() {
-                let d = &datas[p];
-                let len = (l.stride * l.rows).min(d.maxsize as usize);
-                // SAFETY: data p maps maxsize bytes, exclusively ours while
-                // dequeued; distinct datas are distinct mappings.
-                planes.push(unsafe { std::slice::from_raw_parts_mut(d.data as *mut u8, len) });
-            }
-        }
+            datas
+                .iter()
+                .zip(&blocks)
+                // SAFETY: each data maps at least its block's size (checked
+                // above), exclusively ours while dequeued; distinct datas
+                // are distinct mappings.
+                .map(|(d, &(size, _))| unsafe {
+                    std::slice::from_raw_parts_mut(d.data as *mut u8, size)
+                })
+                .collect()
+        };
         let strides: Vec<usize> = neg.planes.iter().map(|l| l.stride).collect();
         pattern::fill(fmt, w, h, seq, c.index, &mut planes, &strides);
     }
-    for (p, l) in neg.planes.iter().enumerate() {
-        let (di, off) = plane_home(one_block, &neg.planes, p);
-        if one_block && p > 0 {
-            break;
-        }
-        let size = if one_block {
-            let last = neg.planes.last().expect("a plane");
-            last.offset + last.stride * last.rows
-        } else {
-            l.stride * l.rows
-        };
+    for (d, &(size, stride)) in datas.iter().zip(&blocks) {
         // SAFETY: chunk points into the buffer's shared header, ours while
         // dequeued.
         unsafe {
-            let chunk = datas[di].chunk;
-            (*chunk).offset = off as u32;
+            let chunk = d.chunk;
+            (*chunk).offset = 0;
             (*chunk).size = size as u32;
-            (*chunk).stride = l.stride as i32;
+            (*chunk).stride = stride as i32;
             (*chunk).flags = 0;
         }
     }

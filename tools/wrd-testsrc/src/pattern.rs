@@ -402,7 +402,12 @@ fn background(fmt: PixelFormat, w: u32, stream: u32) -> Rc<Background> {
     bg
 }
 
-fn split_planes<'a>(
+/// Split a frame buffer into its planes as laid out by
+/// [`PixelFormat::packed_layout`] (each slice `stride * rows` bytes).
+///
+/// # Panics
+/// If `buf` is shorter than the layout.
+pub fn split_planes<'a>(
     mut buf: &'a mut [u8],
     layout: &[wrd_capture::PlaneLayout],
 ) -> Vec<&'a mut [u8]> {
