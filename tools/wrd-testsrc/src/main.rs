@@ -922,48 +922,48 @@ fn run(args: Rc<Args>) -> Result<(), String> {
 
     // The frame clock: trigger every stream that can take a frame, and ask
     // for a new format when the next frame has another size.
-    let finished_at = Rc::new(Cell::new(None::<u64>));
-    let ticks = Rc::new(Cell::new(0u64));
     let timer = mainloop.loop_().add_timer({
         let slots = slots.clone();
         let quit = quit.clone();
         let args = args.clone();
-        let finished_at = finished_at.clone();
-        let ticks = ticks.clone();
+        let ticks = Cell::new(0u64);
+        let finished_at = Cell::new(None::<u64>);
         move |_| {
             let tick = ticks.get() + 1;
             ticks.set(tick);
             announce();
             let mut all_done = true;
             for s in slots.iter() {
-                let c = s.ctx.borrow();
-                all_done &= c.done();
-                if !c.streaming || c.done() {
-                    continue;
-                }
-                let want = pattern::size_at(args.width, args.height, args.resize_every, c.seq);
-                let have = c.neg.as_ref().map(|n| (n.width, n.height));
-                if have.is_some() && have != Some(want) {
-                    if c.resize_pending != Some(want) {
-                        drop(c);
+                // Decide under the borrow; act (which may call back into
+                // the stream's listener) without it.
+                let resize = {
+                    let mut c = s.ctx.borrow_mut();
+                    all_done &= c.done();
+                    let want = pattern::size_at(args.width, args.height, args.resize_every, c.seq);
+                    let have = c.neg.as_ref().map(|n| (n.width, n.height));
+                    if !c.streaming || c.done() || c.resize_pending == Some(want) {
+                        continue;
+                    }
+                    if have.is_some() && have != Some(want) {
                         eprintln!(
                             "wrd-testsrc: stream {}: resizing to {}x{}",
-                            s.ctx.borrow().index,
-                            want.0,
-                            want.1
+                            c.index, want.0, want.1
                         );
-                        s.ctx.borrow_mut().resize_pending = Some(want);
-                        let pod = enum_format(s.ctx.borrow().fmt, want.0, want.1, args.rate);
-                        update_params(&s.stream, &[pod]);
+                        c.resize_pending = Some(want);
+                        Some(enum_format(c.fmt, want.0, want.1, args.rate))
+                    } else if c.ready_for_frame() {
+                        None
+                    } else {
+                        continue;
                     }
-                    continue;
-                }
-                if !c.ready_for_frame() {
-                    continue;
-                }
-                drop(c);
-                if let Err(e) = s.stream.trigger_process() {
-                    eprintln!("wrd-testsrc: trigger_process: {e}");
+                };
+                match resize {
+                    Some(pod) => update_params(&s.stream, &[pod]),
+                    None => {
+                        if let Err(e) = s.stream.trigger_process() {
+                            eprintln!("wrd-testsrc: trigger_process: {e}");
+                        }
+                    }
                 }
             }
             // After the last frame, give consumers a moment to take it.
