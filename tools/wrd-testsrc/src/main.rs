@@ -13,7 +13,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::os::raw::c_void;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,15 +20,14 @@ use std::time::Duration;
 use libspa::param::format::{MediaSubtype, MediaType};
 use libspa::param::format_utils::parse_format;
 use libspa::param::video::VideoInfoRaw;
-use libspa::pod::serialize::PodSerializer;
-use libspa::pod::{ChoiceValue, Object, Pod, Property, Value};
-use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
+use libspa::pod::{Pod, Property, Value};
+use libspa::utils::{Fraction, Rectangle};
 use libspa_sys as spa_sys;
 use pipewire as pw;
 use pipewire_sys as pw_sys;
 use pw::stream::{StreamFlags, StreamRef, StreamState};
 use wrd_capture::{PixelFormat, PlaneLayout};
-use wrd_testsrc::pattern;
+use wrd_testsrc::{pattern, spa};
 
 const USAGE: &str = "\
 usage: wrd-testsrc [options]
@@ -228,86 +226,32 @@ impl Ctx {
     }
 }
 
-fn serialize(value: Value) -> Vec<u8> {
-    PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
-        .expect("pod serialization")
-        .0
-        .into_inner()
-}
-
-fn object(type_: u32, id: u32, properties: Vec<Property>) -> Vec<u8> {
-    serialize(Value::Object(Object {
-        type_,
-        id,
-        properties,
-    }))
-}
-
 fn enum_format(fmt: PixelFormat, w: u32, h: u32, rate: u32) -> Vec<u8> {
-    object(
-        spa_sys::SPA_TYPE_OBJECT_Format,
+    spa::video_format(
         spa_sys::SPA_PARAM_EnumFormat,
-        vec![
-            Property::new(
-                spa_sys::SPA_FORMAT_mediaType,
-                Value::Id(Id(spa_sys::SPA_MEDIA_TYPE_video)),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_mediaSubtype,
-                Value::Id(Id(spa_sys::SPA_MEDIA_SUBTYPE_raw)),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_VIDEO_format,
-                Value::Id(Id(fmt.to_spa().as_raw())),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_VIDEO_size,
-                Value::Rectangle(Rectangle {
-                    width: w,
-                    height: h,
-                }),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_VIDEO_framerate,
-                Value::Fraction(Fraction {
-                    num: rate,
-                    denom: 1,
-                }),
-            ),
-        ],
+        fmt,
+        Value::Rectangle(Rectangle {
+            width: w,
+            height: h,
+        }),
+        Value::Fraction(Fraction {
+            num: rate,
+            denom: 1,
+        }),
     )
-}
-
-fn meta_param(type_: u32, size: Value) -> Vec<u8> {
-    object(
-        spa_sys::SPA_TYPE_OBJECT_ParamMeta,
-        spa_sys::SPA_PARAM_Meta,
-        vec![
-            Property::new(spa_sys::SPA_PARAM_META_type, Value::Id(Id(type_))),
-            Property::new(spa_sys::SPA_PARAM_META_size, size),
-        ],
-    )
-}
-
-fn int_range(default: i32, min: i32, max: i32) -> Value {
-    Value::Choice(ChoiceValue::Int(Choice(
-        ChoiceFlags::empty(),
-        ChoiceEnum::Range { default, min, max },
-    )))
 }
 
 /// Buffers and Meta params for a negotiated format.
 fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
     let blocks = neg.blocks(args.one_block);
     let size = blocks.iter().map(|b| b.0).max().unwrap_or(0);
-    let memfd = 1i32 << spa_sys::SPA_DATA_MemFd;
-    let mut params = vec![object(
+    let mut params = vec![spa::object(
         spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
         spa_sys::SPA_PARAM_Buffers,
         vec![
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_buffers,
-                int_range(args.buffers as i32, 2, 16),
+                spa::int_range(args.buffers as i32, 2, 16),
             ),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_blocks,
@@ -320,29 +264,23 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
             ),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_dataType,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: memfd,
-                        flags: vec![memfd],
-                    },
-                ))),
+                spa::int_flags(1 << spa_sys::SPA_DATA_MemFd),
             ),
         ],
     )];
-    params.push(meta_param(
+    params.push(spa::meta_param(
         spa_sys::SPA_META_Header,
         Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
     ));
-    params.push(meta_param(
+    params.push(spa::meta_param(
         spa_sys::SPA_META_VideoCrop,
         Value::Int(std::mem::size_of::<spa_sys::spa_meta_region>() as i32),
     ));
     if args.damage {
         let r = std::mem::size_of::<spa_sys::spa_meta_region>() as i32;
-        params.push(meta_param(
+        params.push(spa::meta_param(
             spa_sys::SPA_META_VideoDamage,
-            int_range(
+            spa::int_range(
                 r * MAX_DAMAGE_REGIONS as i32,
                 r,
                 r * MAX_DAMAGE_REGIONS as i32,
@@ -350,7 +288,7 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
         ));
     }
     if args.cursor {
-        params.push(meta_param(
+        params.push(spa::meta_param(
             spa_sys::SPA_META_Cursor,
             Value::Int(CURSOR_META_SIZE as i32),
         ));
@@ -359,11 +297,7 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
 }
 
 fn update_params(stream: &StreamRef, params: &[Vec<u8>]) {
-    let mut pods: Vec<&Pod> = params
-        .iter()
-        .map(|p| Pod::from_bytes(p).expect("a serialized pod"))
-        .collect();
-    if let Err(e) = stream.update_params(&mut pods) {
+    if let Err(e) = stream.update_params(&mut spa::pods(params)) {
         eprintln!("wrd-testsrc: update_params failed: {e}");
     }
 }
@@ -524,22 +458,6 @@ fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     c.buffers = c.buffers.saturating_sub(1);
 }
 
-/// The metadata of `type_` in `buf` if it has at least `size` bytes.
-///
-/// # Safety
-/// `buf` must be a valid spa_buffer.
-unsafe fn find_meta(
-    buf: *mut spa_sys::spa_buffer,
-    type_: u32,
-    size: usize,
-) -> Option<(*mut c_void, usize)> {
-    let metas = std::slice::from_raw_parts((*buf).metas, (*buf).n_metas as usize);
-    metas
-        .iter()
-        .find(|m| m.type_ == type_ && m.size as usize >= size && !m.data.is_null())
-        .map(|m| (m.data, m.size as usize))
-}
-
 fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -623,7 +541,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
     // pointer with at least the size asked for; the metadata is ours while
     // the buffer is dequeued.
     unsafe {
-        if let Some((m, _)) = find_meta(
+        if let Some((m, _)) = spa::find_meta(
             buf,
             spa_sys::SPA_META_Header,
             std::mem::size_of::<spa_sys::spa_meta_header>(),
@@ -635,7 +553,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             (*hdr).dts_offset = 0;
             (*hdr).seq = seq;
         }
-        if let Some((m, _)) = find_meta(
+        if let Some((m, _)) = spa::find_meta(
             buf,
             spa_sys::SPA_META_VideoCrop,
             std::mem::size_of::<spa_sys::spa_meta_region>(),
@@ -644,7 +562,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             (*r).region = region(0, 0, w, h);
         }
         let rsize = std::mem::size_of::<spa_sys::spa_meta_region>();
-        if let Some((m, size)) = find_meta(buf, spa_sys::SPA_META_VideoDamage, rsize) {
+        if let Some((m, size)) = spa::find_meta(buf, spa_sys::SPA_META_VideoDamage, rsize) {
             let slots =
                 std::slice::from_raw_parts_mut(m as *mut spa_sys::spa_meta_region, size / rsize);
             let rects = if c.last_size != Some((w, h)) {
@@ -654,7 +572,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             };
             write_damage(slots, &rects);
         }
-        if let Some((m, size)) = find_meta(
+        if let Some((m, size)) = spa::find_meta(
             buf,
             spa_sys::SPA_META_Cursor,
             std::mem::size_of::<spa_sys::spa_meta_cursor>(),
@@ -879,7 +797,8 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             .map_err(|e| format!("stream {index}: listener: {e}"))?;
         let (w, h) = pattern::size_at(args.width, args.height, args.resize_every, 0);
         let fmt_pod = enum_format(fmt, w, h, args.rate);
-        let mut params = [Pod::from_bytes(&fmt_pod).expect("a serialized pod")];
+        let fmt_pod = [fmt_pod];
+        let mut params = spa::pods(&fmt_pod);
         stream
             .connect(
                 libspa::utils::Direction::Output,
