@@ -869,3 +869,39 @@ fn no_damage_and_no_cursor_leave_those_metas_out() {
         f.check.as_ref().unwrap();
     }
 }
+
+#[test]
+fn missing_pipewire_fails_loudly() {
+    let out = Command::new("/bin/bash")
+        .arg(wrd_testsrc::sandbox::sandbox_script())
+        .arg("start")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing: dbus-daemon pipewire wireplumber pw-dump setsid"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn sandbox_run_returns_the_status_and_cleans_up() {
+    let out = Command::new("bash")
+        .arg(wrd_testsrc::sandbox::sandbox_script())
+        .args(["run", "--", "bash", "-c"])
+        .arg("pw-cli info 0 >/dev/null && echo \"$WRD_SANDBOX_DIR\" && exit 7")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(dir.contains("wrd-sandbox."), "{dir:?}");
+    assert!(!Path::new(&dir).exists(), "{dir} left behind");
+}
