@@ -333,3 +333,71 @@ mod tests {
         assert_eq!(neg.clip(100, 50), Some(Region::full(100, 50)));
     }
 }
+
+impl Frame {
+    /// Convert this frame's pixels into `dst` (`dst_stride` bytes per row) as
+    /// BGRA or RGBA. With `damage_only`, only the frame's damage rectangles
+    /// are written and the rest of `dst` keeps what it had (so a buffer kept
+    /// across frames stays current). YUV uses the producer's colorimetry when
+    /// it stated one, else BT.601 limited range.
+    pub fn convert_into(
+        &self,
+        dst_format: crate::convert::DstFormat,
+        dst: &mut [u8],
+        dst_stride: usize,
+        damage_only: bool,
+        threads: usize,
+    ) -> crate::Result<()> {
+        use crate::convert::{self, Colorimetry, DstPlanes, Options, SrcPlanes};
+        let d = &self.inner.data;
+        let planes = self.shm_planes();
+        if planes.is_empty() {
+            return Err(crate::Error::Unsupported(
+                "frame has no CPU-readable pixels (DMA-BUF or cursor-only); use an importer".into(),
+            ));
+        }
+        let view = |i: usize| self.plane(i).map(|(b, _)| b).unwrap_or(&[]);
+        let src = match planes.len() {
+            1 => SrcPlanes::packed(view(0), planes[0].stride),
+            2 => SrcPlanes::two(view(0), planes[0].stride, view(1), planes[1].stride),
+            _ => SrcPlanes::three(
+                view(0),
+                planes[0].stride,
+                view(1),
+                planes[1].stride,
+                view(2),
+                planes[2].stride,
+            ),
+        };
+        let rects: Vec<convert::Rect> = d
+            .damage
+            .iter()
+            .filter_map(|r| r.clip(d.width, d.height))
+            .map(|r| convert::Rect::new(r.x as u32, r.y as u32, r.width, r.height))
+            .collect();
+        let opts = Options {
+            colorimetry: Colorimetry::from_spa(
+                match d.matrix {
+                    ColorMatrix::Bt709 => libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT709,
+                    _ => libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT601,
+                },
+                match d.range {
+                    ColorRange::Full => libspa_sys::SPA_VIDEO_COLOR_RANGE_0_255,
+                    _ => libspa_sys::SPA_VIDEO_COLOR_RANGE_16_235,
+                },
+            ),
+            threads,
+            ..Default::default()
+        };
+        convert::convert(
+            d.format.into(),
+            &src,
+            d.width,
+            d.height,
+            dst_format,
+            &mut DstPlanes::packed(dst, dst_stride),
+            damage_only.then_some(rects.as_slice()),
+            &opts,
+        )
+    }
+}
