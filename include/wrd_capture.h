@@ -79,6 +79,21 @@
 #define WRD_EVENT_RESUMED 8
 
 /**
+ * A DMA-BUF import failed (`format`, `modifier`, `message`).
+ */
+#define WRD_EVENT_IMPORT_FAILED 9
+
+/**
+ * The stream renegotiates without `format` + `modifier`.
+ */
+#define WRD_EVENT_RENEGOTIATING 10
+
+/**
+ * The stream fell back to shared memory.
+ */
+#define WRD_EVENT_SHM_FALLBACK 11
+
+/**
  * Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
  */
 #define WRD_STATE_CONNECTING 0
@@ -117,10 +132,12 @@
 
 #define WRD_DROP_NO_FORMAT 7
 
+#define WRD_DROP_IMPORT_FAILED 8
+
 /**
- * Number of drop reasons.
+ * Number of drop reasons in use (`drops` has room for 16).
  */
-#define WRD_DROP_REASONS 8
+#define WRD_DROP_REASONS 9
 
 /**
  * Buffer types (`wrd_stream_stats.buffer_type`, `wrd_frame_info.buffer_type`).
@@ -642,9 +659,9 @@ typedef struct wrd_stream_stats {
    */
   uint64_t frames_dropped;
   /**
-   * Drops by `WRD_DROP_*` reason.
+   * Drops by `WRD_DROP_*` reason (entries past `WRD_DROP_REASONS` are 0).
    */
-  uint64_t drops[8];
+  uint64_t drops[16];
   /**
    * Frames held by the caller now (refs plus queued), and the most ever.
    */

@@ -165,6 +165,10 @@ pub(crate) struct FrameInner {
     pub _mappings: Vec<Arc<Mapping>>,
     /// Gives the PipeWire buffer back when dropped.
     pub _hold: Option<crate::stream::BufferHold>,
+    /// The import of this frame's DMA-BUF by the stream's importer (cached
+    /// per PipeWire buffer).
+    pub imported: Option<Arc<crate::import::Imported>>,
+    pub importer: Option<Arc<crate::import::Importer>>,
 }
 
 /// A frame. Clone it to keep it past the callback (that holds its PipeWire
@@ -221,6 +225,14 @@ impl Frame {
     }
     pub fn is_dmabuf(&self) -> bool {
         matches!(self.inner.data.pixels, Pixels::Dmabuf { .. })
+    }
+
+    /// The stream importer's import of this DMA-BUF frame (an EGLImage or
+    /// VkImage), imported once per PipeWire buffer and shared by every frame
+    /// that buffer carries. `None` for SHM frames or streams without an
+    /// importer.
+    pub fn imported(&self) -> Option<&Arc<crate::import::Imported>> {
+        self.inner.imported.as_ref()
     }
 
     /// Number of planes (0 for a cursor-only update).
@@ -350,6 +362,29 @@ impl Frame {
     ) -> crate::Result<()> {
         use crate::convert::{self, Colorimetry, DstPlanes, Options, SrcPlanes};
         let d = &self.inner.data;
+        if let Some(buf) = self.dmabuf() {
+            let out = match dst_format {
+                convert::DstFormat::Bgra => crate::import::ReadFormat::Bgra,
+                convert::DstFormat::Rgba => crate::import::ReadFormat::Rgba,
+                _ => {
+                    return Err(crate::Error::Unsupported(
+                        "DMA-BUF frames read back as BGRA or RGBA".into(),
+                    ))
+                }
+            };
+            // LINEAR buffers are mapped and read by the CPU; others go
+            // through the stream's importer (GPU read-back).
+            if buf.modifier == crate::dmabuf::DRM_FORMAT_MOD_LINEAR {
+                return crate::import::cpu::read_linear(&buf, false, dst, dst_stride, out);
+            }
+            return match (&self.inner.importer, &self.inner.imported) {
+                (Some(imp), Some(done)) => imp.read_imported(done, dst, dst_stride, out),
+                (Some(imp), None) => imp.read_pixels(&buf, dst, dst_stride, out),
+                _ => Err(crate::Error::Unsupported(
+                    "a tiled DMA-BUF needs an importer to read back".into(),
+                )),
+            };
+        }
         let planes = self.shm_planes();
         if planes.is_empty() {
             return Err(crate::Error::Unsupported(

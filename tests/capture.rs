@@ -185,7 +185,15 @@ fn missing_node_error_in_bounded_time() {
         took < Duration::from_millis(300 + 50 + 200),
         "within the stated bound: {took:?}"
     );
+    wait_event(&rx, Duration::from_secs(1), |e| {
+        *e == Event::StateChanged(StreamState::Error)
+    })
+    .expect("then the error state");
     assert_eq!(s.stats().state, StreamState::Error);
+    assert_eq!(
+        s.stats().last_error.map(|e| e.0),
+        Some(wrd_status::WRD_ERR_NODE_NOT_FOUND)
+    );
 }
 
 /// Bad arguments give errors, not crashes.
