@@ -301,51 +301,6 @@ impl Plane {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clip_regions() {
-        let r = Region {
-            x: -5,
-            y: 10,
-            width: 20,
-            height: 100,
-        };
-        assert_eq!(
-            r.clip(100, 50),
-            Some(Region {
-                x: 0,
-                y: 10,
-                width: 15,
-                height: 40
-            })
-        );
-        let out = Region {
-            x: 200,
-            y: 0,
-            width: 5,
-            height: 5,
-        };
-        assert_eq!(out.clip(100, 50), None);
-        let huge = Region {
-            x: i32::MAX,
-            y: i32::MAX,
-            width: u32::MAX,
-            height: u32::MAX,
-        };
-        assert_eq!(huge.clip(100, 50), None);
-        let neg = Region {
-            x: i32::MIN,
-            y: i32::MIN,
-            width: u32::MAX,
-            height: u32::MAX,
-        };
-        assert_eq!(neg.clip(100, 50), Some(Region::full(100, 50)));
-    }
-}
-
 impl Frame {
     /// Convert this frame's pixels into `dst` (`dst_stride` bytes per row) as
     /// BGRA or RGBA. With `damage_only`, only the frame's damage rectangles
@@ -434,5 +389,50 @@ impl Frame {
             damage_only.then_some(rects.as_slice()),
             &opts,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_regions() {
+        let r = Region {
+            x: -5,
+            y: 10,
+            width: 20,
+            height: 100,
+        };
+        assert_eq!(
+            r.clip(100, 50),
+            Some(Region {
+                x: 0,
+                y: 10,
+                width: 15,
+                height: 40
+            })
+        );
+        let out = Region {
+            x: 200,
+            y: 0,
+            width: 5,
+            height: 5,
+        };
+        assert_eq!(out.clip(100, 50), None);
+        let huge = Region {
+            x: i32::MAX,
+            y: i32::MAX,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        assert_eq!(huge.clip(100, 50), None);
+        let neg = Region {
+            x: i32::MIN,
+            y: i32::MIN,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        assert_eq!(neg.clip(100, 50), Some(Region::full(100, 50)));
     }
 }

@@ -273,37 +273,6 @@ pub extern "C" fn wrd_frame_release(frame: *mut wrd_frame) -> wrd_status {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::format::PixelFormat;
-    use crate::frame::flags;
-
-    #[test]
-    fn c_constants_match_the_rust_values() {
-        assert_eq!(WRD_FRAME_CORRUPTED, flags::CORRUPTED);
-        assert_eq!(WRD_FRAME_CURSOR_ONLY, flags::CURSOR_ONLY);
-        assert_eq!(WRD_FRAME_DAMAGE_CLIPPED, flags::DAMAGE_CLIPPED);
-        assert_eq!(WRD_FRAME_FULL_DAMAGE, flags::FULL_DAMAGE);
-        assert_eq!(WRD_FRAME_DAMAGE_ACCUMULATED, flags::DAMAGE_ACCUMULATED);
-        let c = [
-            WRD_FORMAT_BGRX,
-            WRD_FORMAT_BGRA,
-            WRD_FORMAT_RGBX,
-            WRD_FORMAT_RGBA,
-            WRD_FORMAT_RGB,
-            WRD_FORMAT_BGR,
-            WRD_FORMAT_NV12,
-            WRD_FORMAT_I420,
-            WRD_FORMAT_YUY2,
-            WRD_FORMAT_GRAY8,
-        ];
-        for (v, f) in c.iter().zip(PixelFormat::ALL) {
-            assert_eq!(*v, f as u32);
-        }
-    }
-}
-
 /// `wrd_frame_convert` flag: write only the frame's damage rectangles.
 pub const WRD_CONVERT_DAMAGE_ONLY: u32 = 1;
 
@@ -347,6 +316,37 @@ pub extern "C" fn wrd_frame_convert(
         match f.convert_into(fmt, out, dst_stride, flags & WRD_CONVERT_DAMAGE_ONLY != 0, threads as usize) {
             Ok(()) => wrd_status::WRD_OK,
             Err(e) => e.status(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::PixelFormat;
+    use crate::frame::flags;
+
+    #[test]
+    fn c_constants_match_the_rust_values() {
+        assert_eq!(WRD_FRAME_CORRUPTED, flags::CORRUPTED);
+        assert_eq!(WRD_FRAME_CURSOR_ONLY, flags::CURSOR_ONLY);
+        assert_eq!(WRD_FRAME_DAMAGE_CLIPPED, flags::DAMAGE_CLIPPED);
+        assert_eq!(WRD_FRAME_FULL_DAMAGE, flags::FULL_DAMAGE);
+        assert_eq!(WRD_FRAME_DAMAGE_ACCUMULATED, flags::DAMAGE_ACCUMULATED);
+        let c = [
+            WRD_FORMAT_BGRX,
+            WRD_FORMAT_BGRA,
+            WRD_FORMAT_RGBX,
+            WRD_FORMAT_RGBA,
+            WRD_FORMAT_RGB,
+            WRD_FORMAT_BGR,
+            WRD_FORMAT_NV12,
+            WRD_FORMAT_I420,
+            WRD_FORMAT_YUY2,
+            WRD_FORMAT_GRAY8,
+        ];
+        for (v, f) in c.iter().zip(PixelFormat::ALL) {
+            assert_eq!(*v, f as u32);
         }
     }
 }
