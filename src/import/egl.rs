@@ -635,7 +635,10 @@ impl EglShared {
         self.read_imported(imp, buf.format, dst, dst_stride, out)
     }
 
-    /// Make a texture of known pixels and export it as a DMA-BUF.
+    /// Make a texture of known pixels and export it as a DMA-BUF. Tries, in
+    /// order: a `glTexImage2D` texture; an immutable `glTexStorage2D`
+    /// texture (GLES 3); the same after rendering to it once (a layout the
+    /// driver allocated as a render target). The error names each failure.
     pub(crate) fn export_texture(
         &self,
         width: u32,
@@ -655,11 +658,11 @@ impl EglShared {
                 height
             )));
         }
-        let (Some(query), Some(export)) = (self.lib.export_query, self.lib.export) else {
+        if self.lib.export_query.is_none() || self.lib.export.is_none() {
             return Err(Error::Unsupported(
                 "libEGL lacks EGL_MESA_image_dma_buf_export".into(),
             ));
-        };
+        }
         if !has_ext(&self.display_exts, "EGL_MESA_image_dma_buf_export")
             || !has_ext(&self.display_exts, "EGL_KHR_gl_texture_2D_image")
         {
@@ -668,40 +671,100 @@ impl EglShared {
                     .into(),
             ));
         }
+        let mut errors = Vec::new();
+        for strategy in [
+            ExportStrategy::Image,
+            ExportStrategy::Storage,
+            ExportStrategy::StorageRendered,
+        ] {
+            match self.export_once(strategy, width, height, format, data) {
+                Ok(d) => return Ok(d),
+                Err(e) => errors.push(format!("{strategy:?}: {e}")),
+            }
+        }
+        Err(Error::ImportFailed(format!(
+            "cannot export a GL texture as a DMA-BUF: {}",
+            errors.join("; ")
+        )))
+    }
+
+    fn export_once(
+        &self,
+        strategy: ExportStrategy,
+        width: u32,
+        height: u32,
+        format: GLenum,
+        data: &[u8],
+    ) -> Result<Dmabuf<OwnedFd>> {
+        let (query, export) = (
+            self.lib.export_query.expect("checked"),
+            self.lib.export.expect("checked"),
+        );
         let internal = match format {
             gl::GL_RED => gl::GL_R8,
             gl::GL_RG => gl::GL_RG8,
             _ => gl::GL_RGBA8,
         };
-        let ctx = self.context.expect("with_context checks it");
-        self.with_context(|gl, _| {
+        let ctx = self.context.ok_or_else(|| {
+            Error::Unsupported("this importer has no GL context of its own".into())
+        })?;
+        let tex_storage: Option<TexStorage2D> =
+            self.lib.egl.get_proc_address("glTexStorage2D").map(|f| {
+                // SAFETY: glTexStorage2D has this C signature (GLES 3.0).
+                unsafe { std::mem::transmute::<extern "system" fn(), TexStorage2D>(f) }
+            });
+        let tex_sub: Option<TexSubImage2D> =
+            self.lib.egl.get_proc_address("glTexSubImage2D").map(|f| {
+                // SAFETY: glTexSubImage2D has this C signature (GLES 2.0).
+                unsafe { std::mem::transmute::<extern "system" fn(), TexSubImage2D>(f) }
+            });
+        self.with_context(|gl, st| {
             let mut tex: GLuint = 0;
             // SAFETY: our context is current; `data` holds exactly
             // width*height*bpp bytes (checked) read with UNPACK_ALIGNMENT 1;
             // the texture and image are deleted before returning, and the
             // exported fds are owned by the returned value.
             unsafe {
+                gl.take_error();
                 (gl.GenTextures)(1, &mut tex);
                 (gl.BindTexture)(gl::GL_TEXTURE_2D, tex);
                 (gl.TexParameteri)(gl::GL_TEXTURE_2D, gl::GL_TEXTURE_MIN_FILTER, gl::GL_NEAREST);
                 (gl.TexParameteri)(gl::GL_TEXTURE_2D, gl::GL_TEXTURE_MAG_FILTER, gl::GL_NEAREST);
                 (gl.PixelStorei)(gl::GL_UNPACK_ALIGNMENT, 1);
-                (gl.TexImage2D)(
-                    gl::GL_TEXTURE_2D,
-                    0,
-                    internal as GLint,
-                    width as i32,
-                    height as i32,
-                    0,
-                    format,
-                    gl::GL_UNSIGNED_BYTE,
-                    data.as_ptr().cast(),
-                );
+                let (w, h) = (width as i32, height as i32);
+                match strategy {
+                    ExportStrategy::Image => (gl.TexImage2D)(
+                        gl::GL_TEXTURE_2D, 0, internal as GLint, w, h, 0, format,
+                        gl::GL_UNSIGNED_BYTE, data.as_ptr().cast(),
+                    ),
+                    ExportStrategy::Storage | ExportStrategy::StorageRendered => {
+                        let (Some(ts), Some(sub)) = (tex_storage, tex_sub) else {
+                            (gl.DeleteTextures)(1, &tex);
+                            return Err(Error::Unsupported("no glTexStorage2D".into()));
+                        };
+                        ts(gl::GL_TEXTURE_2D, 1, internal, w, h);
+                        if strategy == ExportStrategy::StorageRendered {
+                            if st.fbo == 0 {
+                                (gl.GenFramebuffers)(1, &mut st.fbo);
+                            }
+                            (gl.BindFramebuffer)(gl::GL_FRAMEBUFFER, st.fbo);
+                            (gl.FramebufferTexture2D)(gl::GL_FRAMEBUFFER, gl::GL_COLOR_ATTACHMENT0, gl::GL_TEXTURE_2D, tex, 0);
+                            let complete = (gl.CheckFramebufferStatus)(gl::GL_FRAMEBUFFER) == gl::GL_FRAMEBUFFER_COMPLETE;
+                            (gl.FramebufferTexture2D)(gl::GL_FRAMEBUFFER, gl::GL_COLOR_ATTACHMENT0, gl::GL_TEXTURE_2D, 0, 0);
+                            (gl.BindFramebuffer)(gl::GL_FRAMEBUFFER, 0);
+                            if !complete {
+                                (gl.DeleteTextures)(1, &tex);
+                                return Err(Error::Unsupported("texture is not renderable".into()));
+                            }
+                        }
+                        sub(gl::GL_TEXTURE_2D, 0, 0, 0, w, h, format, gl::GL_UNSIGNED_BYTE, data.as_ptr().cast());
+                    }
+                }
                 (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
                 let err = gl.take_error();
                 if err != gl::GL_NO_ERROR {
                     (gl.DeleteTextures)(1, &tex);
-                    return Err(Error::ImportFailed(format!("glTexImage2D: error {err:#x}")));
+                    return Err(Error::ImportFailed(format!("uploading the texture: GL error {err:#x}")));
                 }
                 (gl.Finish)();
                 let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_NONE];
@@ -723,47 +786,21 @@ impl EglShared {
                 let result = (|| {
                     let (mut fourcc, mut nplanes) = (0i32, 0i32);
                     let mut mods = [0u64; 4];
-                    if query(
-                        self.display.as_ptr(),
-                        image,
-                        &mut fourcc,
-                        &mut nplanes,
-                        std::ptr::null_mut(),
-                    ) == 0
-                    {
-                        return Err(Error::ImportFailed(egl_err(
-                            self.lib,
-                            "eglExportDMABUFImageQueryMESA",
-                        )));
+                    if query(self.display.as_ptr(), image, &mut fourcc, &mut nplanes, std::ptr::null_mut()) == 0 {
+                        return Err(Error::ImportFailed(egl_err(self.lib, "eglExportDMABUFImageQueryMESA")));
                     }
                     if !(1..=4).contains(&nplanes) {
                         return Err(Error::ImportFailed(format!("export has {nplanes} planes")));
                     }
-                    if query(
-                        self.display.as_ptr(),
-                        image,
-                        &mut fourcc,
-                        &mut nplanes,
-                        mods.as_mut_ptr(),
-                    ) == 0
-                    {
-                        return Err(Error::ImportFailed(egl_err(
-                            self.lib,
-                            "eglExportDMABUFImageQueryMESA",
-                        )));
+                    if query(self.display.as_ptr(), image, &mut fourcc, &mut nplanes, mods.as_mut_ptr()) == 0 {
+                        return Err(Error::ImportFailed(egl_err(self.lib, "eglExportDMABUFImageQueryMESA")));
                     }
                     let (mut fds, mut strides, mut offsets) = ([-1i32; 4], [0i32; 4], [0i32; 4]);
-                    if export(
-                        self.display.as_ptr(),
-                        image,
-                        fds.as_mut_ptr(),
-                        strides.as_mut_ptr(),
-                        offsets.as_mut_ptr(),
-                    ) == 0
-                    {
-                        return Err(Error::ImportFailed(egl_err(
-                            self.lib,
-                            "eglExportDMABUFImageMESA",
+                    if export(self.display.as_ptr(), image, fds.as_mut_ptr(), strides.as_mut_ptr(), offsets.as_mut_ptr()) == 0 {
+                        return Err(Error::ImportFailed(format!(
+                            "{} (query said fourcc {fourcc:#x}, {nplanes} plane(s), modifier {:#x})",
+                            egl_err(self.lib, "eglExportDMABUFImageMESA"),
+                            mods[0]
                         )));
                     }
                     let format = DrmFourcc::try_from(fourcc as u32).map_err(|_| {
@@ -782,19 +819,9 @@ impl EglShared {
                         } else {
                             return Err(Error::ImportFailed("export gave no fd".into()));
                         };
-                        planes.push(DmabufPlane {
-                            fd,
-                            offset: offsets[i] as u32,
-                            stride: strides[i] as u32,
-                        });
+                        planes.push(DmabufPlane { fd, offset: offsets[i] as u32, stride: strides[i] as u32 });
                     }
-                    Ok(Dmabuf {
-                        width,
-                        height,
-                        format,
-                        modifier: mods[0],
-                        planes,
-                    })
+                    Ok(Dmabuf { width, height, format, modifier: mods[0], planes })
                 })();
                 self.destroy_image(image);
                 (gl.DeleteTextures)(1, &tex);
@@ -803,6 +830,17 @@ impl EglShared {
         })
     }
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportStrategy {
+    Image,
+    Storage,
+    StorageRendered,
+}
+
+type TexStorage2D = unsafe extern "system" fn(GLenum, i32, GLenum, i32, i32);
+type TexSubImage2D =
+    unsafe extern "system" fn(GLenum, GLint, GLint, GLint, i32, i32, GLenum, GLenum, *const c_void);
 
 impl Drop for EglShared {
     fn drop(&mut self) {

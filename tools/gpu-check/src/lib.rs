@@ -2,6 +2,8 @@
 //! (for validation and for end-to-end tests through a PipeWire daemon), and
 //! pixel comparison.
 
+pub mod cuda;
+
 use std::os::fd::OwnedFd;
 
 use wrd_capture::dmabuf::Dmabuf;
