@@ -139,7 +139,66 @@ fn main() {
     std::process::exit(if ck.fail == 0 { 0 } else { 1 });
 }
 
+/// Print the driver's own EGL error messages (EGL_KHR_debug).
+fn install_egl_debug() -> String {
+    type Callback = unsafe extern "system" fn(
+        u32,
+        *const std::ffi::c_char,
+        i32,
+        *mut c_void,
+        *mut c_void,
+        *const std::ffi::c_char,
+    );
+    type Control = unsafe extern "system" fn(Option<Callback>, *const isize) -> i32;
+    type GetProc = unsafe extern "system" fn(*const std::ffi::c_char) -> *mut c_void;
+    unsafe extern "system" fn cb(
+        error: u32,
+        command: *const std::ffi::c_char,
+        _kind: i32,
+        _t: *mut c_void,
+        _o: *mut c_void,
+        message: *const std::ffi::c_char,
+    ) {
+        let s = |p: *const std::ffi::c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                // SAFETY: EGL passes NUL-terminated strings.
+                unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+            }
+        };
+        println!(
+            "      EGL debug: error {error:#x} in {}: {}",
+            s(command),
+            s(message)
+        );
+    }
+    // SAFETY: libEGL is already loaded NODELETE by wrd-capture or loads the
+    // same way here; the handle is leaked.
+    let lib = match unsafe { libloading::Library::new("libEGL.so.1") } {
+        Ok(l) => Box::leak(Box::new(l)),
+        Err(e) => return format!("no libEGL: {e}"),
+    };
+    // SAFETY: eglGetProcAddress has this signature.
+    let Ok(gpa) = (unsafe { lib.get::<GetProc>(b"eglGetProcAddress\0") }) else {
+        return "no eglGetProcAddress".into();
+    };
+    // SAFETY: valid NUL-terminated name.
+    let p = unsafe { gpa(c"eglDebugMessageControlKHR".as_ptr()) };
+    if p.is_null() {
+        return "no EGL_KHR_debug".into();
+    }
+    // SAFETY: eglDebugMessageControlKHR has this signature.
+    let control: Control = unsafe { std::mem::transmute::<*mut c_void, Control>(p) };
+    // EGL_DEBUG_MSG_{CRITICAL,ERROR,WARN}_KHR = TRUE, EGL_NONE.
+    let attribs: [isize; 7] = [0x33B9, 1, 0x33BA, 1, 0x33BB, 1, 0x3038];
+    // SAFETY: a valid callback and EGL_NONE-terminated list.
+    let r = unsafe { control(Some(cb), attribs.as_ptr()) };
+    format!("eglDebugMessageControlKHR -> {r:#x} (0x3000 = success)")
+}
+
 fn egl_checks(ck: &mut Checker, width: u32, height: u32, iters: usize) {
+    ck.info("EGL_KHR_debug", install_egl_debug());
     let imp = match Importer::egl_default() {
         Ok(i) => {
             ck.check("egl_default", true, i.description());
@@ -207,6 +266,29 @@ fn egl_checks(ck: &mut Checker, width: u32, height: u32, iters: usize) {
         }
         Err(e) => ck.skip("source: CUDA DMA-BUF (cuMemGetHandleForAddressRange)", e),
     }
+    // NVIDIA lists only its block-linear modifiers: see whether CUDA memory
+    // labelled with one of them imports (pixels will be scrambled: CUDA
+    // memory is pitch-linear), to learn whether the import path works at all.
+    let mut blocklinear: Option<u64> = None;
+    if let Ok(cbuf) = cuda::make_linear_dmabuf(width, height, stride, DrmFourcc::Abgr8888, &rgba) {
+        for m in imp.modifiers(DrmFourcc::Abgr8888).to_vec() {
+            let r = imp.import(&relabel(&cbuf, DrmFourcc::Abgr8888, m));
+            ck.info(
+                "probe: CUDA memory imported as AB24 with listed modifier",
+                format!(
+                    "{}: {}",
+                    modifier_name(m),
+                    match &r {
+                        Ok(_) => "imported".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                ),
+            );
+            if r.is_ok() && blocklinear.is_none() {
+                blocklinear = Some(m);
+            }
+        }
+    }
     if sources.is_empty() {
         ck.check(
             "a DMA-BUF source",
@@ -231,6 +313,21 @@ fn egl_checks(ck: &mut Checker, width: u32, height: u32, iters: usize) {
             };
             timings(ck, &imp, width, height, iters, &fresh);
         }
+        ck.prefix.clear();
+    }
+    if let (false, Some(m)) = (timed, blocklinear) {
+        ck.prefix = format!("[CUDA memory as {}] ", modifier_name(m));
+        ck.info("timings", "no source reads back correctly; timing imports of CUDA memory under a listed block-linear modifier (layout mismatch: pixels not compared)");
+        let fresh = || -> Option<Dmabuf<OwnedFd>> {
+            let rgba = pattern_rgba(width, height);
+            cuda::make_linear_dmabuf(width, height, stride, DrmFourcc::Abgr8888, &rgba)
+                .ok()
+                .map(|mut b| {
+                    b.modifier = m;
+                    b
+                })
+        };
+        timings(ck, &imp, width, height, iters, &fresh);
         ck.prefix.clear();
     }
     nv12_checks(ck, &imp, width, height);
