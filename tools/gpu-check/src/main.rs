@@ -262,7 +262,7 @@ fn egl_checks(ck: &mut Checker, width: u32, height: u32, iters: usize) {
                 true,
                 format!("{} [{}]", describe(&buf), fd_kind(&buf)),
             );
-            sources.push(("CUDA linear", buf, rgba));
+            sources.push(("CUDA linear", buf, rgba.clone()));
         }
         Err(e) => ck.skip("source: CUDA DMA-BUF (cuMemGetHandleForAddressRange)", e),
     }
