@@ -582,6 +582,62 @@ impl EglShared {
         Ok(image)
     }
 
+    /// An EGLImage of a GL texture holding `rgba` (for exercising the
+    /// read-back path where DMA-BUF import is unavailable).
+    pub(crate) fn image_from_rgba(&self, width: u32, height: u32, rgba: &[u8]) -> Result<EGLImage> {
+        if width == 0 || height == 0 || rgba.len() != width as usize * height as usize * 4 {
+            return Err(Error::InvalidArgument("bad size or data length".into()));
+        }
+        if !has_ext(&self.display_exts, "EGL_KHR_gl_texture_2D_image") {
+            return Err(Error::Unsupported("no EGL_KHR_gl_texture_2D_image".into()));
+        }
+        let ctx = self
+            .context
+            .ok_or_else(|| Error::Unsupported("no GL context of our own".into()))?;
+        self.with_context(|gl, _| {
+            // SAFETY: our context is current; `rgba` holds width*height*4
+            // bytes; the texture name is deleted (the image keeps its storage).
+            unsafe {
+                gl.take_error();
+                let mut tex = 0;
+                (gl.GenTextures)(1, &mut tex);
+                (gl.BindTexture)(gl::GL_TEXTURE_2D, tex);
+                (gl.TexParameteri)(gl::GL_TEXTURE_2D, gl::GL_TEXTURE_MIN_FILTER, gl::GL_NEAREST);
+                (gl.PixelStorei)(gl::GL_UNPACK_ALIGNMENT, 1);
+                (gl.TexImage2D)(
+                    gl::GL_TEXTURE_2D,
+                    0,
+                    gl::GL_RGBA8 as GLint,
+                    width as i32,
+                    height as i32,
+                    0,
+                    gl::GL_RGBA,
+                    gl::GL_UNSIGNED_BYTE,
+                    rgba.as_ptr().cast(),
+                );
+                (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
+                (gl.Finish)();
+                let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_NONE];
+                let create = self.lib.create_image.expect("checked at creation");
+                let image = create(
+                    self.display.as_ptr(),
+                    ctx.as_ptr(),
+                    EGL_GL_TEXTURE_2D_KHR,
+                    tex as usize as *mut c_void,
+                    attribs.as_ptr(),
+                );
+                (gl.DeleteTextures)(1, &tex);
+                if image.is_null() {
+                    return Err(Error::ImportFailed(egl_err(
+                        self.lib,
+                        "eglCreateImageKHR(EGL_GL_TEXTURE_2D_KHR)",
+                    )));
+                }
+                Ok(image)
+            }
+        })
+    }
+
     fn destroy_image(&self, image: EGLImage) {
         if let Some(d) = self.lib.destroy_image {
             // SAFETY: `image` was created on this display and is destroyed once.
@@ -902,7 +958,11 @@ fn enumerate_devices(lib: &EglLib) -> std::result::Result<Vec<DeviceInfo>, Strin
         .enumerate()
         .map(|(i, d)| {
             let exts = string(d, EGL_EXTENSIONS);
-            let node = string(d, EGL_DRM_DEVICE_FILE_EXT);
+            let node = if has_ext(&exts, "EGL_EXT_device_drm") {
+                string(d, EGL_DRM_DEVICE_FILE_EXT)
+            } else {
+                String::new()
+            };
             let name = if node.is_empty() {
                 "no DRM node".into()
             } else {
@@ -1295,6 +1355,26 @@ impl EglImported {
             size: (buf.width, buf.height),
             texture: Mutex::new(None),
         })
+    }
+
+    /// Wrap an image of ours (from [`EglShared::image_from_rgba`]).
+    pub(crate) fn from_image(
+        shared: &Arc<EglShared>,
+        image: EGLImage,
+        size: (u32, u32),
+        external: bool,
+    ) -> Self {
+        EglImported {
+            shared: shared.clone(),
+            image,
+            target: if external {
+                gl::GL_TEXTURE_EXTERNAL_OES
+            } else {
+                gl::GL_TEXTURE_2D
+            },
+            size,
+            texture: Mutex::new(None),
+        }
     }
 
     pub(crate) fn shared(&self) -> &Arc<EglShared> {

@@ -122,7 +122,7 @@ pub fn make_dmabuf_fd(bytes: &[u8]) -> Result<OwnedFd, String> {
         if r != 0 {
             return Err(format!("cuMemAlloc: {r}"));
         }
-        if dptr % 4096 != 0 {
+        if dptr & 4095 != 0 {
             return Err(format!("cuMemAlloc returned unaligned {dptr:#x}"));
         }
         let r = (cu.memcpy_htod)(dptr, bytes.as_ptr().cast(), bytes.len());

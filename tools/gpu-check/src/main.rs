@@ -81,6 +81,7 @@ fn relabel(
     b
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_compare(
     ck: &mut Checker,
     name: &str,
@@ -236,6 +237,8 @@ fn egl_checks(ck: &mut Checker, width: u32, height: u32, iters: usize) {
         ck.info("NV12", "not listed (no non-external-only modifier)");
     }
 
+    readback_path_checks(ck, &imp, width, height, iters);
+
     // DMA-BUFs of known pixels: an EGL-exported texture (tiled), and a
     // CUDA allocation exported as a LINEAR DMA-BUF.
     let mut sources: Vec<(&str, Dmabuf<OwnedFd>, Vec<u8>)> = Vec::new();
@@ -333,6 +336,72 @@ fn egl_checks(ck: &mut Checker, width: u32, height: u32, iters: usize) {
     nv12_checks(ck, &imp, width, height);
 }
 
+/// The GL read-back path on an EGLImage made from a GL texture (everything
+/// after the DMA-BUF eglCreateImageKHR): direct FBO attachment
+/// (GL_TEXTURE_2D) and the external-texture draw path used for YUV.
+fn readback_path_checks(ck: &mut Checker, imp: &Importer, width: u32, height: u32, iters: usize) {
+    let rgba = pattern_rgba(width, height);
+    let (w, h) = (width as usize, height as usize);
+    for (external, path) in [
+        (false, "GL_TEXTURE_2D + FBO"),
+        (true, "GL_TEXTURE_EXTERNAL_OES draw"),
+    ] {
+        ck.prefix = format!("[read-back path, EGLImage from a GL texture, {path}] ");
+        let imported = match imp.debug_import_rgba_texture(width, height, &rgba, external) {
+            Ok(i) => i,
+            Err(e) => {
+                ck.check("EGLImage from texture", false, e.to_string());
+                continue;
+            }
+        };
+        match imported.gl_texture() {
+            Ok(t) => ck.check(
+                "gl_texture (importer's context)",
+                t != 0,
+                format!("texture {t}, target {:#x}", imported.gl_texture_target()),
+            ),
+            Err(e) => ck.check("gl_texture (importer's context)", false, e.to_string()),
+        }
+        for out in [ReadFormat::Rgba, ReadFormat::Bgra] {
+            let stride = w * 4 + 64;
+            let mut dst = vec![0u8; stride * h];
+            let name = format!("read_imported {out:?} (padded dst stride)");
+            match imp.read_imported(&imported, &mut dst, stride, out) {
+                Ok(()) => {
+                    let got: Vec<u8> = dst
+                        .chunks(stride)
+                        .flat_map(|r| r[..w * 4].to_vec())
+                        .collect();
+                    let (bad, max, first) =
+                        compare(&got, &expected(&rgba, out, false, false), width, 0);
+                    ck.check(
+                        &name,
+                        bad == 0,
+                        format!(
+                            "{bad} of {} pixels differ (max diff {max}) {first:?}",
+                            w * h
+                        ),
+                    );
+                }
+                Err(e) => ck.check(&name, false, e.to_string()),
+            }
+        }
+        let n = iters.min(100);
+        let mut dst = vec![0u8; w * h * 4];
+        let (mut v, fails) = time_it(n, || {
+            imp.read_imported(&imported, &mut dst, w * 4, ReadFormat::Bgra)
+                .is_ok()
+        });
+        let (mean, p99) = stats_us(&mut v);
+        ck.check(
+            &format!("timing: read_imported BGRA {width}x{height}, {n}x"),
+            fails == 0,
+            format!("mean {mean:.0} us, p99 {p99:.0} us"),
+        );
+    }
+    ck.prefix.clear();
+}
+
 fn fd_kind(buf: &Dmabuf<OwnedFd>) -> String {
     let fd = buf.planes[0].fd.as_raw_fd();
     match std::fs::read_link(format!("/proc/self/fd/{fd}")) {
@@ -404,7 +473,7 @@ fn source_checks(
         "read_pixels RGBA (padded dst stride)",
         imp,
         &b,
-        &rgba,
+        rgba,
         ReadFormat::Rgba,
         false,
         false,
@@ -414,7 +483,7 @@ fn source_checks(
         "read_pixels BGRA (padded dst stride)",
         imp,
         &b,
-        &rgba,
+        rgba,
         ReadFormat::Bgra,
         false,
         false,
@@ -433,8 +502,8 @@ fn source_checks(
                 ck,
                 &name,
                 imp,
-                &relabel(&buf, f, buf.modifier),
-                &rgba,
+                &relabel(buf, f, buf.modifier),
+                rgba,
                 ReadFormat::Bgra,
                 swap,
                 opaque,
@@ -451,7 +520,7 @@ fn source_checks(
         );
     }
 
-    c_path_checks(ck, &buf, rgba);
+    c_path_checks(ck, buf, rgba);
 
     // A second importer on the first one's display.
     // SAFETY: the display is initialized and lives as long as `imp` (never terminated).
@@ -463,7 +532,7 @@ fn source_checks(
                 "egl_from_display: read_pixels RGBA",
                 &i2,
                 &b,
-                &rgba,
+                rgba,
                 ReadFormat::Rgba,
                 false,
                 false,
@@ -519,12 +588,12 @@ fn source_checks(
     }
 
     // Implicit-modifier import of the same (tiled) memory: informational.
-    match imp.import(&relabel(&buf, buf.format, DRM_FORMAT_MOD_INVALID)) {
+    match imp.import(&relabel(buf, buf.format, DRM_FORMAT_MOD_INVALID)) {
         Ok(_) => {
             let (w, h) = (width as usize, height as usize);
             let mut dst = vec![0u8; w * h * 4];
             let r = imp.read_pixels(
-                &relabel(&buf, buf.format, DRM_FORMAT_MOD_INVALID),
+                &relabel(buf, buf.format, DRM_FORMAT_MOD_INVALID),
                 &mut dst,
                 w * 4,
                 ReadFormat::Rgba,
@@ -561,7 +630,7 @@ fn source_checks(
         format!("{r:?}"),
     );
     let bogus_mod = 0x00ff_0000_0000_1234u64;
-    let r = imp.import(&relabel(&buf, buf.format, bogus_mod));
+    let r = imp.import(&relabel(buf, buf.format, bogus_mod));
     ck.check(
         "unknown modifier -> ImportFailed",
         matches!(r, Err(Error::ImportFailed(_))),
