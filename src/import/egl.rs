@@ -50,6 +50,7 @@ const EGL_LINUX_DMA_BUF_EXT: egl::Enum = 0x3270;
 const EGL_LINUX_DRM_FOURCC_EXT: EGLint = 0x3271;
 const EGL_GL_TEXTURE_2D_KHR: egl::Enum = 0x30B1;
 const EGL_GL_TEXTURE_LEVEL_KHR: EGLint = 0x30BC;
+const EGL_IMAGE_PRESERVED_KHR: EGLint = 0x30D2;
 const EGL_CONTEXT_CLIENT_VERSION: EGLint = 0x3098;
 const EGL_RENDERABLE_TYPE: EGLint = 0x3040;
 const EGL_OPENGL_ES2_BIT: EGLint = 0x0004;
@@ -617,7 +618,15 @@ impl EglShared {
                 );
                 (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
                 (gl.Finish)();
-                let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_NONE];
+                // EGL_IMAGE_PRESERVED_KHR: without it the texture's contents become
+                // undefined once the image exists (NVIDIA does drop them).
+                let attribs = [
+                    EGL_GL_TEXTURE_LEVEL_KHR,
+                    0,
+                    EGL_IMAGE_PRESERVED_KHR,
+                    1,
+                    EGL_NONE,
+                ];
                 let create = self.lib.create_image.expect("checked at creation");
                 let image = create(
                     self.display.as_ptr(),
@@ -626,11 +635,39 @@ impl EglShared {
                     tex as usize as *mut c_void,
                     attribs.as_ptr(),
                 );
+                if !image.is_null() {
+                    // Upload again into the (now shared) storage, in case the
+                    // driver ignored EGL_IMAGE_PRESERVED_KHR.
+                    if let Some(f) = self.lib.egl.get_proc_address("glTexSubImage2D") {
+                        let sub = std::mem::transmute::<extern "system" fn(), TexSubImage2D>(f);
+                        (gl.BindTexture)(gl::GL_TEXTURE_2D, tex);
+                        sub(
+                            gl::GL_TEXTURE_2D,
+                            0,
+                            0,
+                            0,
+                            width as i32,
+                            height as i32,
+                            gl::GL_RGBA,
+                            gl::GL_UNSIGNED_BYTE,
+                            rgba.as_ptr().cast(),
+                        );
+                        (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
+                        (gl.Finish)();
+                    }
+                }
                 (gl.DeleteTextures)(1, &tex);
                 if image.is_null() {
                     return Err(Error::ImportFailed(egl_err(
                         self.lib,
                         "eglCreateImageKHR(EGL_GL_TEXTURE_2D_KHR)",
+                    )));
+                }
+                let err = gl.take_error();
+                if err != gl::GL_NO_ERROR {
+                    self.destroy_image(image);
+                    return Err(Error::ImportFailed(format!(
+                        "texture upload: GL error {err:#x}"
                     )));
                 }
                 Ok(image)
@@ -823,7 +860,9 @@ impl EglShared {
                     return Err(Error::ImportFailed(format!("uploading the texture: GL error {err:#x}")));
                 }
                 (gl.Finish)();
-                let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_NONE];
+                // EGL_IMAGE_PRESERVED_KHR: without it the texture's contents become
+                // undefined once the image exists (NVIDIA does drop them).
+                let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_IMAGE_PRESERVED_KHR, 1, EGL_NONE];
                 let create = self.lib.create_image.expect("checked at creation");
                 let image = create(
                     self.display.as_ptr(),
