@@ -235,6 +235,7 @@ struct GlState {
     target_tex: GLuint,
     target_size: (u32, u32),
     gl_exts: String,
+    gles3: bool,
 }
 
 pub(crate) struct EglShared {
@@ -419,6 +420,11 @@ impl EglShared {
                 let version = unsafe { gl.string(gl::GL_VERSION) };
                 // SAFETY: as above.
                 st.gl_exts = unsafe { gl.string(gl::GL_EXTENSIONS) };
+                st.gles3 = version
+                    .strip_prefix("OpenGL ES ")
+                    .and_then(|v| v.chars().next())
+                    .and_then(|c| c.to_digit(10))
+                    .is_some_and(|major| major >= 3);
                 if !has_ext(&st.gl_exts, "GL_OES_EGL_image") {
                     return Err(Error::Unsupported(format!(
                         "GL context ({renderer}) lacks GL_OES_EGL_image"
@@ -701,18 +707,47 @@ impl EglShared {
         out: ReadFormat,
     ) -> Result<()> {
         let (w, h) = imp.size;
-        let mut rgba = vec![0u8; w as usize * h as usize * 4];
-        self.with_context(|gl, st| {
-            // SAFETY: our context is current; every object made here is
-            // deleted before returning; `rgba` holds w*h*4 bytes, what
-            // glReadPixels(RGBA, UNSIGNED_BYTE) writes with PACK_ALIGNMENT 4.
-            unsafe { read_into(gl, st, imp, &mut rgba) }
-        })?;
         let alpha = PixelFormat::from_drm(format).is_some_and(|f| f.has_alpha());
         let row = w as usize * 4;
-        for (y, src) in rgba.chunks_exact(row).enumerate() {
-            let d = &mut dst[y * dst_stride..y * dst_stride + row];
-            cpu::rgba_row_to(src, d, out, !alpha);
+        let mut scratch = Vec::new();
+        let direct = self.with_context(|gl, st| {
+            // Straight into `dst` when GLES 3 (GL_PACK_ROW_LENGTH) is there,
+            // the stride is whole pixels, and the driver reads BGRA if asked
+            // for (GL_EXT_read_format_bgra); else tightly packed RGBA into a
+            // scratch buffer, swizzled below.
+            let bgra = has_ext(&st.gl_exts, "GL_EXT_read_format_bgra");
+            let direct = st.gles3 && dst_stride % 4 == 0 && (out == ReadFormat::Rgba || bgra);
+            if direct {
+                let fmt = match out {
+                    ReadFormat::Rgba => gl::GL_RGBA,
+                    ReadFormat::Bgra => gl::GL_BGRA_EXT,
+                };
+                // SAFETY: our context is current; `dst` holds at least
+                // dst_stride*(h-1) + w*4 bytes (checked by the caller), which
+                // is what glReadPixels writes with PACK_ROW_LENGTH =
+                // dst_stride/4 pixels and PACK_ALIGNMENT 4.
+                unsafe { read_into(gl, st, imp, dst, (dst_stride / 4) as GLint, fmt)? };
+            } else {
+                scratch = vec![0u8; row * h as usize];
+                // SAFETY: our context is current; `scratch` holds w*h*4
+                // bytes, what a tightly packed RGBA read writes.
+                unsafe { read_into(gl, st, imp, &mut scratch, 0, gl::GL_RGBA)? };
+            }
+            Ok(direct)
+        })?;
+        if direct {
+            if !alpha {
+                for y in 0..h as usize {
+                    for px in dst[y * dst_stride..y * dst_stride + row].chunks_exact_mut(4) {
+                        px[3] = 255;
+                    }
+                }
+            }
+        } else {
+            for (y, src) in scratch.chunks_exact(row).enumerate() {
+                let d = &mut dst[y * dst_stride..y * dst_stride + row];
+                cpu::rgba_row_to(src, d, out, !alpha);
+            }
         }
         Ok(())
     }
@@ -1178,7 +1213,14 @@ unsafe fn compile(gl: &Gl, kind: GLenum, src: &CStr) -> Result<GLuint> {
 
 /// # Safety
 /// Our context must be current, `rgba` must hold width*height*4 bytes.
-unsafe fn read_into(gl: &Gl, st: &mut GlState, imp: &EglImported, rgba: &mut [u8]) -> Result<()> {
+unsafe fn read_into(
+    gl: &Gl,
+    st: &mut GlState,
+    imp: &EglImported,
+    out: &mut [u8],
+    row_length: GLint,
+    format: GLenum,
+) -> Result<()> {
     let (w, h) = imp.size;
     // SAFETY: forwarded from the caller: our context is current and `rgba`
     // is large enough for the read.
@@ -1220,15 +1262,22 @@ unsafe fn read_into(gl: &Gl, st: &mut GlState, imp: &EglImported, rgba: &mut [u8
             if !direct {
                 draw_external(gl, st, imp, tex)?;
             }
+            if row_length != 0 {
+                // GLES 3 only (the caller checked).
+                (gl.PixelStorei)(gl::GL_PACK_ROW_LENGTH, row_length);
+            }
             (gl.ReadPixels)(
                 0,
                 0,
                 w as i32,
                 h as i32,
-                gl::GL_RGBA,
+                format,
                 gl::GL_UNSIGNED_BYTE,
-                rgba.as_mut_ptr().cast(),
+                out.as_mut_ptr().cast(),
             );
+            if row_length != 0 {
+                (gl.PixelStorei)(gl::GL_PACK_ROW_LENGTH, 0);
+            }
             let err = gl.take_error();
             if err != gl::GL_NO_ERROR {
                 return Err(Error::ImportFailed(format!("glReadPixels: error {err:#x}")));

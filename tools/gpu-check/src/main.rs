@@ -362,10 +362,16 @@ fn readback_path_checks(ck: &mut Checker, imp: &Importer, width: u32, height: u3
             ),
             Err(e) => ck.check("gl_texture (importer's context)", false, e.to_string()),
         }
-        for out in [ReadFormat::Rgba, ReadFormat::Bgra] {
-            let stride = w * 4 + 64;
+        // Stride +64: read straight into dst (GLES 3); +3 (not whole
+        // pixels): the scratch-buffer path.
+        for (out, pad) in [
+            (ReadFormat::Rgba, 64),
+            (ReadFormat::Bgra, 64),
+            (ReadFormat::Bgra, 3),
+        ] {
+            let stride = w * 4 + pad;
             let mut dst = vec![0u8; stride * h];
-            let name = format!("read_imported {out:?} (padded dst stride)");
+            let name = format!("read_imported {out:?} (dst stride = row + {pad})");
             match imp.read_imported(&imported, &mut dst, stride, out) {
                 Ok(()) => {
                     let got: Vec<u8> = dst
