@@ -850,8 +850,9 @@ void wrd_importer_destroy(struct wrd_importer *importer);
 /**
  * Fill `formats` with the (fourcc, modifier) pairs the importer can
  * import: `*count` is the capacity of `formats` on entry and the total
- * number of pairs on return. `formats` may be NULL to ask the count (with
- * `*count` 0). Any thread.
+ * number of pairs on return. To ask the count only, pass `formats` NULL and
+ * `*count` 0: the call then returns WRD_ERR_BUFFER_TOO_SMALL (or WRD_OK if
+ * the list is empty) with `*count` set. Any thread.
  *
  * Errors: WRD_ERR_NULL_POINTER (`importer` or `count` NULL, or `formats`
  * NULL with `*count` > 0); WRD_ERR_BUFFER_TOO_SMALL (capacity below the
