@@ -622,6 +622,18 @@ typedef struct wrd_stream_config {
    * Milliseconds without frames before a `WRD_EVENT_STALLED`; 0 for never.
    */
   uint32_t stall_timeout_ms;
+  /**
+   * An importer (may be NULL): the stream then offers the DMA-BUF
+   * modifiers it can import (with an SHM fallback per format), imports
+   * each new buffer once (`wrd_frame_get_imported`) and renegotiates
+   * without a modifier whose import failed. The stream keeps its own
+   * reference: the importer may be destroyed before the stream.
+   */
+  const struct wrd_importer *importer;
+  /**
+   * Import failures before the stream falls back to SHM (0: default 3).
+   */
+  uint32_t max_import_failures;
 } wrd_stream_config;
 
 /**
@@ -777,6 +789,17 @@ enum wrd_status wrd_frame_release(struct wrd_frame *frame);
  * `WRD_ERR_UNSUPPORTED` (DMA-BUF or cursor-only frames). Any thread.
  */
 enum wrd_status wrd_frame_convert(const struct wrd_frame *frame, uint32_t dst_format, uint8_t *dst, size_t dst_len, size_t dst_stride, uint32_t flags, uint32_t threads);
+
+/**
+ * The stream importer's import of a DMA-BUF frame (its EGLImage or
+ * VkImage, imported once per PipeWire buffer), as a new reference that the
+ * caller releases with `wrd_imported_release`; the import itself lives until
+ * every reference and every frame of that buffer is gone. Returns
+ * `WRD_ERR_UNSUPPORTED` for SHM frames or streams without an importer.
+ * Any thread (EGL objects are used on the caller's context: see the
+ * importer functions).
+ */
+enum wrd_status wrd_frame_get_imported(const struct wrd_frame *frame, struct wrd_imported **out);
 
 /**
  * Create an EGL importer on its own display: the EGL device platform

@@ -320,6 +320,37 @@ pub extern "C" fn wrd_frame_convert(
     }
 }
 
+/// The stream importer's import of a DMA-BUF frame (its EGLImage or
+/// VkImage, imported once per PipeWire buffer), as a new reference that the
+/// caller releases with `wrd_imported_release`; the import itself lives until
+/// every reference and every frame of that buffer is gone. Returns
+/// `WRD_ERR_UNSUPPORTED` for SHM frames or streams without an importer.
+/// Any thread (EGL objects are used on the caller's context: see the
+/// importer functions).
+#[no_mangle]
+pub extern "C" fn wrd_frame_get_imported(
+    frame: *const wrd_frame,
+    out: *mut *mut crate::ffi::import::wrd_imported,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        if out.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let f = match frame_from(frame) {
+            Ok(f) => f,
+            Err(s) => return s,
+        };
+        match f.imported() {
+            Some(i) => {
+                // SAFETY: `out` is non-NULL and writable per the contract.
+                unsafe { *out = crate::ffi::import::imported_handle_new(i.clone()) };
+                wrd_status::WRD_OK
+            }
+            None => wrd_status::WRD_ERR_UNSUPPORTED,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

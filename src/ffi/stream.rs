@@ -224,6 +224,14 @@ pub struct wrd_stream_config {
     pub buffers: u32,
     /// Milliseconds without frames before a `WRD_EVENT_STALLED`; 0 for never.
     pub stall_timeout_ms: u32,
+    /// An importer (may be NULL): the stream then offers the DMA-BUF
+    /// modifiers it can import (with an SHM fallback per format), imports
+    /// each new buffer once (`wrd_frame_get_imported`) and renegotiates
+    /// without a modifier whose import failed. The stream keeps its own
+    /// reference: the importer may be destroyed before the stream.
+    pub importer: *const crate::ffi::import::wrd_importer,
+    /// Import failures before the stream falls back to SHM (0: default 3).
+    pub max_import_failures: u32,
 }
 
 /// Fill `cfg` with the defaults (all formats, no callbacks, newest-only).
@@ -254,6 +262,8 @@ pub extern "C" fn wrd_stream_config_init(cfg: *mut wrd_stream_config) -> wrd_sta
                 max_held: d.max_held as u32,
                 buffers: d.buffers,
                 stall_timeout_ms: 0,
+                importer: std::ptr::null(),
+                max_import_failures: 0,
             });
         }
         wrd_status::WRD_OK
@@ -330,6 +340,12 @@ fn config_from(p: *const wrd_stream_config) -> Result<StreamConfig, wrd_status> 
         cfg.buffers = c.buffers;
     }
     cfg.stall_timeout = Duration::from_millis(c.stall_timeout_ms.into());
+    if !c.importer.is_null() {
+        cfg.importer = Some(crate::ffi::import::importer_from(c.importer)?);
+    }
+    if c.max_import_failures > 0 {
+        cfg.max_import_failures = c.max_import_failures;
+    }
     let ud = Arc::new(UserData {
         ptr: c.user_data,
         destroy: c.user_data_destroy,
