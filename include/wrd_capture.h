@@ -94,6 +94,17 @@
 #define WRD_EVENT_SHM_FALLBACK 11
 
 /**
+ * The capture tries to reconnect (`attempt` in `width`, delay in ms in
+ * `modifier`; default-daemon mode with a reconnect policy).
+ */
+#define WRD_EVENT_RECONNECTING 12
+
+/**
+ * The capture is connected again and re-adds the stream by node name.
+ */
+#define WRD_EVENT_RECONNECTED 13
+
+/**
  * Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
  */
 #define WRD_STATE_CONNECTING 0
@@ -297,6 +308,31 @@ typedef struct wrd_capture_options {
    * (`PIPEWIRE_REMOTE`, else `pipewire-0` in `XDG_RUNTIME_DIR`). Copied.
    */
   const char *remote;
+  /**
+   * Non-zero: in default-daemon mode (fd -1), reconnect when the daemon
+   * goes away, with exponential backoff, and re-add the streams by node
+   * name (`WRD_EVENT_RECONNECTING`, `WRD_EVENT_RECONNECTED`); after
+   * `reconnect_max_attempts` failures in a row it gives up with a
+   * `WRD_EVENT_ERROR` (`WRD_ERR_CONNECTION_LOST`). Ignored with a portal
+   * fd, which cannot be reused: bring a new one.
+   */
+  uint32_t reconnect;
+  /**
+   * First delay (default 100 ms), doubled up to `reconnect_max_delay_ms`
+   * (default 2000 ms).
+   */
+  uint32_t reconnect_initial_delay_ms;
+  uint32_t reconnect_max_delay_ms;
+  /**
+   * Default 8.
+   */
+  uint32_t reconnect_max_attempts;
+  /**
+   * Bytes of producer buffers the caller may hold across all streams
+   * (frames kept with `wrd_frame_ref` or queued); past it new frames are
+   * dropped and counted as `WRD_DROP_BUDGET`. 0: no budget.
+   */
+  size_t memory_budget;
 } wrd_capture_options;
 
 /**

@@ -110,6 +110,7 @@ fn status_for_state_error(msg: &str) -> wrd_status {
 }
 
 /// Import settings of a stream.
+#[derive(Clone)]
 pub(crate) struct ImportSetup {
     pub importer: Option<Arc<Importer>>,
     pub max_import_failures: u32,
@@ -123,7 +124,7 @@ pub(crate) fn add(
     stall: Duration,
     setup: ImportSetup,
 ) -> Result<()> {
-    let node = state.shared.nodes.lock().get(&shared.node_id).cloned();
+    let node = state.shared.nodes.lock().get(&shared.node_id()).cloned();
     let mut props = pw::properties::properties! {
         *pw::keys::MEDIA_TYPE => "Video",
         *pw::keys::MEDIA_CATEGORY => "Capture",
@@ -136,7 +137,8 @@ pub(crate) fn add(
     if let Some(serial) = node.as_ref().and_then(|n| n.serial) {
         props.insert("target.object", serial.to_string());
     }
-    let stream = pw::stream::Stream::new(&state.core, "wrd-capture", props)
+    let core = state.core().ok_or(Error::ConnectionLost)?;
+    let stream = pw::stream::Stream::new(&core, "wrd-capture", props)
         .map_err(|e| Error::PipeWire(format!("stream: {e}")))?;
     let now = Instant::now();
     let core = Rc::new(RefCell::new(StreamCore {
@@ -233,7 +235,7 @@ pub(crate) fn add(
     stream
         .connect(
             spa::utils::Direction::Input,
-            Some(shared.node_id),
+            Some(shared.node_id()),
             pw::stream::StreamFlags::AUTOCONNECT,
             &mut params,
         )
@@ -492,6 +494,21 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
             return;
         }
     };
+    // The memory budget counts the producer memory callers hold.
+    let bytes = frame_bytes(&data);
+    let cap = shared.capture.upgrade();
+    if let Some(cap) = &cap {
+        let budget = cap.options.memory_budget;
+        let now_held = cap.held_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if budget > 0 && now_held + bytes > budget {
+            cap.held_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            dropped_damage(&mut core.borrow_mut(), newest);
+            queue(raw, newest);
+            shared.count_drop(DropReason::Budget);
+            return;
+        }
+    }
+    let bytes = if cap.is_some() { bytes } else { 0 };
     shared.note_held(1);
     let mut frame = Frame {
         inner: Arc::new(FrameInner {
@@ -501,6 +518,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
                 stream: shared.clone(),
                 buffer: newest as usize,
                 generation,
+                bytes,
             }),
             imported,
             importer: core.borrow().importer.clone(),
@@ -517,6 +535,9 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         if let Some(hold) = inner._hold.take() {
             let hold = std::mem::ManuallyDrop::new(hold);
             shared.note_held(-1);
+            if let Some(cap) = &cap {
+                cap.held_bytes.fetch_sub(hold.bytes, Ordering::AcqRel);
+            }
             // SAFETY: reading the Arc out of a ManuallyDrop'd hold whose Drop
             // is skipped, so it is dropped exactly once (here).
             drop(unsafe { std::ptr::read(&hold.stream) });
@@ -783,6 +804,19 @@ fn import_failed(core: &Rc<RefCell<StreamCore>>, message: String) {
     }
 }
 
+/// Producer memory a frame keeps held: its planes (SHM), or stride x
+/// height per plane (DMA-BUF, an estimate: the size is the producer's).
+fn frame_bytes(d: &FrameData) -> usize {
+    match &d.pixels {
+        Pixels::None => 0,
+        Pixels::Shm(p) => p.iter().map(|p| p.len).sum(),
+        Pixels::Dmabuf { planes, .. } => planes
+            .iter()
+            .map(|p| p.stride as usize * d.height as usize)
+            .sum(),
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -798,7 +832,7 @@ pub(crate) fn node_appeared(state: &Rc<LoopState>, id: u32) {
     let now = Instant::now();
     for e in state.streams.borrow().values() {
         let mut c = e.core.borrow_mut();
-        if e.shared.node_id == id && c.node_seen_at.is_none() {
+        if e.shared.node_id() == id && c.node_seen_at.is_none() {
             c.node_seen_at = Some(now);
         }
     }
@@ -809,7 +843,7 @@ pub(crate) fn node_removed(state: &Rc<LoopState>, id: u32) {
         .streams
         .borrow()
         .values()
-        .filter(|e| e.shared.node_id == id)
+        .filter(|e| e.shared.node_id() == id)
         .map(|e| {
             e.core.borrow_mut().closed = true;
             e.shared.clone()
@@ -839,7 +873,7 @@ pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
                     c.error_sent = true;
                     evs.push(Event::Error {
                         status: wrd_status::WRD_ERR_NODE_NOT_FOUND,
-                        message: format!("node {} does not exist", e.shared.node_id),
+                        message: format!("node {} does not exist", e.shared.node_id()),
                     });
                     evs.push(Event::StateChanged(StreamState::Error));
                 }
@@ -852,7 +886,7 @@ pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
                         status: wrd_status::WRD_ERR_NEGOTIATION,
                         message: format!(
                             "no format agreed with node {} within {} ms",
-                            e.shared.node_id,
+                            e.shared.node_id(),
                             opts.negotiation_timeout.as_millis()
                         ),
                     });

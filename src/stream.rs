@@ -68,6 +68,12 @@ pub enum Event {
     /// Too many imports failed (or no modifier is left): the stream now
     /// offers shared memory only.
     ShmFallback,
+    /// The capture tries to reconnect to the daemon (default-daemon mode
+    /// with a reconnect policy): attempt number and the delay before it.
+    Reconnecting { attempt: u32, delay_ms: u64 },
+    /// The capture is connected again; the stream is being re-added for the
+    /// node with its node's name (a `NodeGone` follows if there is none).
+    Reconnected,
 }
 
 /// Callback for frames: called on the PipeWire thread with a borrowed frame.
@@ -187,7 +193,9 @@ pub(crate) struct Callbacks {
 /// State shared between the caller's handle and the PipeWire thread.
 pub(crate) struct StreamShared {
     pub id: u64,
-    pub node_id: u32,
+    /// The node captured (it changes when a reconnect finds the node again
+    /// under a new id).
+    node: std::sync::atomic::AtomicU32,
     pub capture: Weak<CaptureShared>,
     /// Callbacks, behind a reentrant gate held while one runs.
     pub gate: ReentrantMutex<std::cell::RefCell<Callbacks>>,
@@ -221,7 +229,7 @@ impl StreamShared {
         }
         Ok(Arc::new(StreamShared {
             id,
-            node_id,
+            node: std::sync::atomic::AtomicU32::new(node_id),
             capture,
             gate: ReentrantMutex::new(std::cell::RefCell::new(Callbacks {
                 on_frame: cfg.on_frame.take(),
@@ -244,6 +252,15 @@ impl StreamShared {
             eventfd: unsafe { OwnedFd::from_raw_fd(efd) },
             removed: AtomicBool::new(false),
         }))
+    }
+
+    pub(crate) fn node_id(&self) -> u32 {
+        self.node.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_node_id(&self, id: u32) {
+        self.node.store(id, Ordering::Release);
+        self.stats.lock().node_id = id;
     }
 
     pub(crate) fn signal(&self) {
@@ -375,12 +392,15 @@ pub(crate) struct BufferHold {
     pub stream: Arc<StreamShared>,
     pub buffer: usize,
     pub generation: u64,
+    /// Bytes counted against the capture's memory budget.
+    pub bytes: usize,
 }
 
 impl Drop for BufferHold {
     fn drop(&mut self) {
         self.stream.note_held(-1);
         if let Some(cap) = self.stream.capture.upgrade() {
+            cap.held_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
             cap.send(Command::ReturnBuffer {
                 stream: self.stream.id,
                 buffer: self.buffer,
@@ -399,7 +419,7 @@ impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
             .field("id", &self.shared.id)
-            .field("node_id", &self.shared.node_id)
+            .field("node_id", &self.shared.node_id())
             .finish()
     }
 }
@@ -407,7 +427,7 @@ impl std::fmt::Debug for Stream {
 impl Stream {
     /// The node this stream captures.
     pub fn node_id(&self) -> u32 {
-        self.shared.node_id
+        self.shared.node_id()
     }
 
     /// A snapshot of state and counters.

@@ -55,6 +55,11 @@ pub const WRD_EVENT_IMPORT_FAILED: u32 = 9;
 pub const WRD_EVENT_RENEGOTIATING: u32 = 10;
 /// The stream fell back to shared memory.
 pub const WRD_EVENT_SHM_FALLBACK: u32 = 11;
+/// The capture tries to reconnect (`attempt` in `width`, delay in ms in
+/// `modifier`; default-daemon mode with a reconnect policy).
+pub const WRD_EVENT_RECONNECTING: u32 = 12;
+/// The capture is connected again and re-adds the stream by node name.
+pub const WRD_EVENT_RECONNECTED: u32 = 13;
 
 /// Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
 pub const WRD_STATE_CONNECTING: u32 = 0;
@@ -157,6 +162,12 @@ pub(crate) fn event_to_c(ev: &Event, message: &CString) -> wrd_event {
             e.modifier = *modifier;
         }
         Event::ShmFallback => e.kind = WRD_EVENT_SHM_FALLBACK,
+        Event::Reconnecting { attempt, delay_ms } => {
+            e.kind = WRD_EVENT_RECONNECTING;
+            e.width = *attempt;
+            e.modifier = *delay_ms;
+        }
+        Event::Reconnected => e.kind = WRD_EVENT_RECONNECTED,
     }
     e
 }
