@@ -11,7 +11,7 @@ use std::os::raw::c_int;
 use std::time::Instant;
 
 use wrd_capture::convert::{
-    convert, DstFormat, DstPlanes, Options, Rect, SimdLevel, SrcFormat, SrcPlanes,
+    convert, Backend, DstFormat, DstPlanes, Options, Rect, SimdLevel, SrcFormat, SrcPlanes,
 };
 use wrd_capture::PixelFormat as P;
 
@@ -473,21 +473,26 @@ fn main() {
         let mut dsts = vec![Img::new(df, w, h, 1)];
         let mut row = format!("{:<28}", p.name);
         for (lvl, ext) in [
-            (SimdLevel::Avx2, false),
-            (SimdLevel::Sse41, false),
-            (SimdLevel::Scalar, false),
-            (SimdLevel::Avx2, true),
+            (SimdLevel::Avx2, Backend::Own),
+            (SimdLevel::Sse41, Backend::Own),
+            (SimdLevel::Scalar, Backend::Own),
+            (SimdLevel::Avx2, Backend::YuvCrate),
         ] {
             if !lvl.is_supported() {
                 continue;
             }
             let o = Options {
                 level: Some(lvl),
-                allow_external: ext,
+                backend: ext,
                 ..base
             };
             let t = time(&srcs, &mut dsts, 5 * scale, reps, ours(&p, w, h, o, None));
-            row += &format!(" {}{}={t:.3}", lvl.name(), if ext { "+ext" } else { "" });
+            let tag = if ext == Backend::YuvCrate {
+                "yuv-crate"
+            } else {
+                lvl.name()
+            };
+            row += &format!(" {tag}={t:.3}");
         }
         println!("{row}");
     }

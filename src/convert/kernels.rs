@@ -337,9 +337,11 @@ pub(crate) fn to420_scalar(
 
 /// Convert one rectangle (clipped, block-aligned, within the band `dst`).
 pub(crate) fn run_rect(job: &Job, src: &SrcPlanes<'_>, dst: &mut DstView<'_>, r: Rect) {
-    if job.external && external::run_rect(job, src, dst, r) {
-        return;
-    }
+    let r = match job.external.then(|| external::run_rect(job, src, dst, r)) {
+        Some(Some(rest)) if rest.h == 0 => return,
+        Some(Some(rest)) => rest,
+        _ => r,
+    };
     let kt = RowKernels::for_level(job.level);
     let (x, y, w, h) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
     let ss = src.strides;

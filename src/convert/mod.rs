@@ -15,16 +15,19 @@
 //!   is used (NV12/I420 to 32-bit RGB, see `external.rs`); elsewhere the
 //!   kernels are ours (`x86.rs`), see `docs/convert.md` for the measurements.
 //!
-//! Which code runs for a pair, at [`SimdLevel::Avx2`]:
+//! Which code runs for a pair, at [`SimdLevel::Avx2`] with the default
+//! [`Backend::Auto`] (the measurements are in `docs/convert.md`):
 //!
 //! | pair | code | why |
 //! | --- | --- | --- |
-//! | 32-bit RGB swizzles, ARGB32 | ours (`vpshufb`) | trivial, memory bound |
-//! | RGB/BGR/RGB24 to 32-bit | ours (`vpshufb`) | `yuv` crate loses 1.3x to libyuv |
-//! | GRAY8 to 32-bit | ours | trivial |
-//! | YUY2 to 32-bit | ours | `yuv` crate loses 2.7x to libyuv |
-//! | NV12/I420 to 32-bit | `yuv` crate (when [`Options::allow_external`]) | beats libyuv in cache |
-//! | 32-bit RGB to I420/NV12 | see `external.rs` / `docs/convert.md` | measured |
+//! | 32-bit RGB swizzles, ARGB32 | ours (`vpshufb`) | trivial, memory bound; the crate has no alpha-filling swizzle |
+//! | RGB/BGR/RGB24 to 32-bit | ours (`vpshufb`) | the `yuv` crate loses 1.3x to libyuv |
+//! | GRAY8 to 32-bit | ours (`vpshufb`) | trivial |
+//! | YUY2 to 32-bit | ours | the `yuv` crate loses 2.7x to libyuv, and is off by up to 3 |
+//! | NV12/I420 to 32-bit | ours | as fast as the crate here, and within 1 of the reference on every input (the crate clips intermediates: off by 20+ for out-of-range Y/U/V) |
+//! | 32-bit RGB to I420/NV12 | `yuv` crate | faster than our AVX2 kernel, within 1 |
+//!
+//! Forcing [`SimdLevel::Sse41`] or [`SimdLevel::Scalar`] always runs ours.
 
 mod external;
 mod kernels;
@@ -350,10 +353,24 @@ pub struct Options {
     /// Force a SIMD level (tests, benchmarks); `None` picks the best. A forced
     /// level this CPU lacks is an [`Error::InvalidArgument`].
     pub level: Option<SimdLevel>,
-    /// Allow the `yuv` crate for the pairs where it is the fastest code
-    /// (default true). It does its own run-time dispatch (AVX2 where
-    /// available), so it is only used when the effective level is AVX2.
-    pub allow_external: bool,
+    /// Which code converts: see [`Backend`].
+    pub backend: Backend,
+}
+
+/// Our kernels or the `yuv` crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// The fastest measured code for each pair: the `yuv` crate for NV12 and
+    /// I420 to 32-bit RGB at [`SimdLevel::Avx2`], our kernels elsewhere.
+    #[default]
+    Auto,
+    /// Only our kernels.
+    Own,
+    /// The `yuv` crate for every pair it has (NV12, I420, YUY2, GRAY8 to
+    /// 32-bit RGB; 32-bit RGB to I420 and NV12), our kernels for the rest.
+    /// For comparisons; the crate runs at its own best level, so this only
+    /// applies when the effective level is [`SimdLevel::Avx2`].
+    YuvCrate,
 }
 
 impl Default for Options {
@@ -362,7 +379,7 @@ impl Default for Options {
             colorimetry: Colorimetry::default(),
             threads: 1,
             level: None,
-            allow_external: true,
+            backend: Backend::Auto,
         }
     }
 }
@@ -469,6 +486,7 @@ pub(crate) struct Job {
     pub op: Op,
     pub level: SimdLevel,
     pub external: bool,
+    pub backend: Backend,
     pub colorimetry: Colorimetry,
 }
 
@@ -576,7 +594,8 @@ pub fn convert(
     let job = Job {
         op,
         level,
-        external: opts.allow_external && level == SimdLevel::Avx2,
+        external: opts.backend != Backend::Own && level == SimdLevel::Avx2,
+        backend: opts.backend,
         colorimetry: opts.colorimetry,
     };
 
