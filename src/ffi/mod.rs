@@ -3,4 +3,5 @@
 
 #[macro_use]
 pub mod panic;
+pub mod convert;
 pub mod status;
