@@ -11,12 +11,12 @@ use super::{external, DstView, Job, Matrix, Op, Range, Rect, SimdLevel, SrcPlane
 /// Coefficients for YUV to RGB in the form the kernels use:
 ///
 /// ```text
-/// yc = mulhrs((Y - y_off) << 7, cy)          (Q6: cy = ys * 2^14)
+/// yc = mulhrs((Y - y_off) << 7, cy) + 32     (Q6: cy = ys * 2^14)
 /// u' = (U - 128) << 8, v' = (V - 128) << 8
 /// R = yc + mulhrs(v', crv)                    (Q6: c = coef * 2^13)
 /// G = yc - (mulhrs(u', cgu) + mulhrs(v', cgv))
 /// B = yc + mulhrs(u', cbu)
-/// out = clamp((X + 32) >> 6, 0, 255)
+/// out = clamp(X >> 6, 0, 255)    (yc carries the rounding: + 32)
 /// ```
 ///
 /// with `mulhrs(a, b) = (a * b + 2^14) >> 15` (SSSE3 `pmulhrsw`) and
@@ -67,13 +67,14 @@ fn mulhrs(a: i16, b: i16) -> i16 {
 
 #[inline(always)]
 fn fin(x: i16) -> u8 {
-    (x.saturating_add(32) >> 6).clamp(0, 255) as u8
+    (x >> 6).clamp(0, 255) as u8
 }
 
 /// One pixel, YUV to (R, G, B), exactly as the SIMD kernels compute it.
 #[inline(always)]
 pub(crate) fn yuv_px(y: u8, u: u8, v: u8, k: &YuvToRgbK) -> (u8, u8, u8) {
-    let yc = mulhrs((y as i16 - k.y_off) << 7, k.cy);
+    // The rounding constant (32 = 0.5 in Q6) is added to luma once.
+    let yc = mulhrs((y as i16 - k.y_off) << 7, k.cy) + 32;
     let u8x = (u as i16 - 128) << 8;
     let v8x = (v as i16 - 128) << 8;
     let r = yc.saturating_add(mulhrs(v8x, k.crv));

@@ -294,8 +294,14 @@ fn yuv16_sse<const RGBA: bool>(
     let cy = _mm_set1_epi16(k.cy);
     let bias = _mm_set1_epi16(i16::MIN);
     let c32 = _mm_set1_epi16(32);
-    let ylo = _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(ylo, yoff)), cy);
-    let yhi = _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(yhi, yoff)), cy);
+    let ylo = _mm_add_epi16(
+        _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(ylo, yoff)), cy),
+        c32,
+    );
+    let yhi = _mm_add_epi16(
+        _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(yhi, yoff)), cy),
+        c32,
+    );
     let u = _mm_xor_si128(_mm_slli_epi16::<8>(u), bias);
     let v = _mm_xor_si128(_mm_slli_epi16::<8>(v), bias);
     let rv = _mm_mulhrs_epi16(v, _mm_set1_epi16(k.crv));
@@ -304,7 +310,7 @@ fn yuv16_sse<const RGBA: bool>(
         _mm_mulhrs_epi16(v, _mm_set1_epi16(k.cgv)),
     );
     let bu = _mm_mulhrs_epi16(u, _mm_set1_epi16(k.cbu));
-    let fin = |x: __m128i| _mm_srai_epi16::<6>(_mm_adds_epi16(x, c32));
+    let fin = |x: __m128i| _mm_srai_epi16::<6>(x);
     let r = _mm_packus_epi16(
         fin(_mm_adds_epi16(ylo, _mm_unpacklo_epi16(rv, rv))),
         fin(_mm_adds_epi16(yhi, _mm_unpackhi_epi16(rv, rv))),
@@ -347,8 +353,14 @@ fn yuv32_avx2<const RGBA: bool>(
     let cy = _mm256_set1_epi16(k.cy);
     let bias = _mm256_set1_epi16(i16::MIN);
     let c32 = _mm256_set1_epi16(32);
-    let ylo = _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(ylo, yoff)), cy);
-    let yhi = _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(yhi, yoff)), cy);
+    let ylo = _mm256_add_epi16(
+        _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(ylo, yoff)), cy),
+        c32,
+    );
+    let yhi = _mm256_add_epi16(
+        _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(yhi, yoff)), cy),
+        c32,
+    );
     let u = _mm256_xor_si256(_mm256_slli_epi16::<8>(u), bias);
     let v = _mm256_xor_si256(_mm256_slli_epi16::<8>(v), bias);
     let rv = _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.crv));
@@ -357,7 +369,7 @@ fn yuv32_avx2<const RGBA: bool>(
         _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.cgv)),
     );
     let bu = _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cbu));
-    let fin = |x: __m256i| _mm256_srai_epi16::<6>(_mm256_adds_epi16(x, c32));
+    let fin = |x: __m256i| _mm256_srai_epi16::<6>(x);
     // unpacklo/hi_epi16(t, t) duplicate chroma 0-3|8-11 and 4-7|12-15,
     // which are the pixels 0-7|16-23 and 8-15|24-31 of ylo and yhi.
     let r = _mm256_packus_epi16(
