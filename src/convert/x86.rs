@@ -416,19 +416,24 @@ fn i420_sse(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: boo
 fn i420_sse_t<const RGBA: bool>(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let w = d.len() / 4;
     let z = _mm_setzero_si128();
+    // Fixed-size chunks: the bounds are known, no checks in the loop.
+    let chunks = y[..w]
+        .chunks_exact(16)
+        .zip(u.chunks_exact(8).zip(v.chunks_exact(8)))
+        .zip(d.chunks_exact_mut(64));
     let mut i = 0;
-    while i + 16 <= w {
-        let yy = ld16(y, i);
-        let uu = _mm_cvtepu8_epi16(ld8(u, i / 2));
-        let vv = _mm_cvtepu8_epi16(ld8(v, i / 2));
+    for ((yc, (uc, vc)), dc) in chunks {
+        let yy = ld16(yc, 0);
+        let uu = _mm_cvtepu8_epi16(ld8(uc, 0));
+        let vv = _mm_cvtepu8_epi16(ld8(vc, 0));
         yuv16_sse::<RGBA>(
             _mm_unpacklo_epi8(yy, z),
             _mm_unpackhi_epi8(yy, z),
             uu,
             vv,
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 16;
     }
@@ -450,19 +455,23 @@ fn i420_avx2(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bo
 fn i420_avx2_t<const RGBA: bool>(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let w = d.len() / 4;
     let z = _mm256_setzero_si256();
+    let chunks = y[..w]
+        .chunks_exact(32)
+        .zip(u.chunks_exact(16).zip(v.chunks_exact(16)))
+        .zip(d.chunks_exact_mut(128));
     let mut i = 0;
-    while i + 32 <= w {
-        let yy = ld32(y, i);
-        let uu = _mm256_cvtepu8_epi16(ld16(u, i / 2));
-        let vv = _mm256_cvtepu8_epi16(ld16(v, i / 2));
+    for ((yc, (uc, vc)), dc) in chunks {
+        let yy = ld32(yc, 0);
+        let uu = _mm256_cvtepu8_epi16(ld16(uc, 0));
+        let vv = _mm256_cvtepu8_epi16(ld16(vc, 0));
         yuv32_avx2::<RGBA>(
             _mm256_unpacklo_epi8(yy, z),
             _mm256_unpackhi_epi8(yy, z),
             uu,
             vv,
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 32;
     }
@@ -485,18 +494,22 @@ fn nv12_sse_t<const RGBA: bool>(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgbK
     let w = d.len() / 4;
     let z = _mm_setzero_si128();
     let lo = _mm_set1_epi16(0xFF);
+    let chunks = y[..w]
+        .chunks_exact(16)
+        .zip(uv.chunks_exact(16))
+        .zip(d.chunks_exact_mut(64));
     let mut i = 0;
-    while i + 16 <= w {
-        let yy = ld16(y, i);
-        let c = ld16(uv, i);
+    for ((yc, cc), dc) in chunks {
+        let yy = ld16(yc, 0);
+        let c = ld16(cc, 0);
         yuv16_sse::<RGBA>(
             _mm_unpacklo_epi8(yy, z),
             _mm_unpackhi_epi8(yy, z),
             _mm_and_si128(c, lo),
             _mm_srli_epi16::<8>(c),
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 16;
     }
@@ -519,18 +532,22 @@ fn nv12_avx2_t<const RGBA: bool>(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgb
     let w = d.len() / 4;
     let z = _mm256_setzero_si256();
     let lo = _mm256_set1_epi16(0xFF);
+    let chunks = y[..w]
+        .chunks_exact(32)
+        .zip(uv.chunks_exact(32))
+        .zip(d.chunks_exact_mut(128));
     let mut i = 0;
-    while i + 32 <= w {
-        let yy = ld32(y, i);
-        let c = ld32(uv, i);
+    for ((yc, cc), dc) in chunks {
+        let yy = ld32(yc, 0);
+        let c = ld32(cc, 0);
         yuv32_avx2::<RGBA>(
             _mm256_unpacklo_epi8(yy, z),
             _mm256_unpackhi_epi8(yy, z),
             _mm256_and_si256(c, lo),
             _mm256_srli_epi16::<8>(c),
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 32;
     }
@@ -554,14 +571,14 @@ fn yuy2_sse_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let lo8 = _mm_set1_epi16(0xFF);
     let lo16 = _mm_set1_epi32(0xFFFF);
     let mut i = 0;
-    while i + 16 <= w {
-        let a = ld16(s, 2 * i);
-        let b = ld16(s, 2 * i + 16);
+    for (sc, dc) in s[..2 * w].chunks_exact(32).zip(d.chunks_exact_mut(64)) {
+        let a = ld16(sc, 0);
+        let b = ld16(sc, 16);
         let ca = _mm_srli_epi16::<8>(a);
         let cb = _mm_srli_epi16::<8>(b);
         let u = _mm_packus_epi32(_mm_and_si128(ca, lo16), _mm_and_si128(cb, lo16));
         let v = _mm_packus_epi32(_mm_srli_epi32::<16>(ca), _mm_srli_epi32::<16>(cb));
-        yuv16_sse::<RGBA>(_mm_and_si128(a, lo8), _mm_and_si128(b, lo8), u, v, k, d, i);
+        yuv16_sse::<RGBA>(_mm_and_si128(a, lo8), _mm_and_si128(b, lo8), u, v, k, dc, 0);
         i += 16;
     }
     yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
@@ -584,9 +601,9 @@ fn yuy2_avx2_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let lo8 = _mm256_set1_epi16(0xFF);
     let lo16 = _mm256_set1_epi32(0xFFFF);
     let mut i = 0;
-    while i + 32 <= w {
-        let a = ld32(s, 2 * i); // pixels 0-15
-        let b = ld32(s, 2 * i + 32); // pixels 16-31
+    for (sc, dc) in s[..2 * w].chunks_exact(64).zip(d.chunks_exact_mut(128)) {
+        let a = ld32(sc, 0); // pixels 0-15
+        let b = ld32(sc, 32); // pixels 16-31
         let ya = _mm256_and_si256(a, lo8); // 0-7 | 8-15
         let yb = _mm256_and_si256(b, lo8); // 16-23 | 24-31
         let ylo = _mm256_permute2x128_si256::<0x20>(ya, yb);
@@ -601,7 +618,7 @@ fn yuy2_avx2_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
             _mm256_srli_epi32::<16>(ca),
             _mm256_srli_epi32::<16>(cb),
         ));
-        yuv32_avx2::<RGBA>(ylo, yhi, u, v, k, d, i);
+        yuv32_avx2::<RGBA>(ylo, yhi, u, v, k, dc, 0);
         i += 32;
     }
     yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
