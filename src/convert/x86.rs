@@ -79,29 +79,6 @@ fn st32(d: &mut [u8], i: usize, v: __m256i) {
     unsafe { _mm256_storeu_si256(c.as_mut_ptr().cast(), v) }
 }
 
-/// pshufb and OR masks for 4 pixels of `bpp` source bytes each (`bpp` 1, 3
-/// or 4) producing 4-byte pixels by `map` (for `bpp` 1, every byte reads Y).
-fn masks(map: [u8; 4], bpp: usize, first_px: usize) -> ([u8; 16], [u8; 16]) {
-    let mut sh = [0u8; 16];
-    let mut or = [0u8; 16];
-    for px in 0..4 {
-        for (c, &m) in map.iter().enumerate() {
-            let j = 4 * px + c;
-            if m == OPAQUE {
-                sh[j] = 0x80;
-                or[j] = 0xFF;
-            } else {
-                sh[j] = ((first_px + px) * bpp + m as usize) as u8;
-            }
-        }
-    }
-    (sh, or)
-}
-
-fn m128(b: &[u8; 16]) -> __m128i {
-    ld16(b, 0)
-}
-
 /// Installed only in [`SSE41`]; see the module comment for why the call is sound.
 macro_rules! sse_wrapper {
     ($name:ident, $imp:ident, ($($a:ident: $t:ty),*)) => {
@@ -129,24 +106,31 @@ macro_rules! avx2_wrapper {
 // ---------------------------------------------------------------------------
 // 4-byte swizzles (BGRx/RGBx/... to BGRA/RGBA, ARGB32 loader).
 
+/// The pshufb mask for 4 pixels of `bpp` source bytes (3 or 4) to 4-byte
+/// pixels by `map`, and the OR mask that sets the opaque bytes. Computed
+/// with a few instructions (it runs once per row): the pattern with
+/// [`OPAQUE`] bytes as 0x80 plus each pixel's source offset (0x80 + offset
+/// keeps the high bit, so pshufb still writes 0 there).
+#[target_feature(enable = "ssse3,sse4.1")]
+#[inline]
+fn masks_fast(map: [u8; 4], bpp: i8) -> (__m128i, __m128i) {
+    let pat = map.map(|m| if m == OPAQUE { 0x80 } else { m });
+    let alpha = map.map(|m| if m == OPAQUE { 0xFF } else { 0 });
+    let (o1, o2, o3) = (bpp, 2 * bpp, 3 * bpp);
+    let off = _mm_setr_epi8(0, 0, 0, 0, o1, o1, o1, o1, o2, o2, o2, o2, o3, o3, o3, o3);
+    let sh = _mm_add_epi8(_mm_set1_epi32(i32::from_le_bytes(pat)), off);
+    (sh, _mm_set1_epi32(i32::from_le_bytes(alpha)))
+}
+
 sse_wrapper!(swz4_sse, swz4_sse_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 #[target_feature(enable = "ssse3,sse4.1")]
 fn swz4_sse_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let n = d.len();
     let s = &s[..n];
-    let (sh, or) = masks(map, 4, 0);
-    let (sh, or) = (m128(&sh), m128(&or));
+    let (sh, or) = masks_fast(map, 4);
     let mut i = 0;
-    while i + 64 <= n {
-        for j in (0..64).step_by(16) {
-            let v = ld16(s, i + j);
-            st16(d, i + j, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
-        }
-        i += 64;
-    }
-    while i + 16 <= n {
-        let v = ld16(s, i);
-        st16(d, i, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
+    for (sc, dc) in s.chunks_exact(16).zip(d.chunks_exact_mut(16)) {
+        st16(dc, 0, _mm_or_si128(_mm_shuffle_epi8(ld16(sc, 0), sh), or));
         i += 16;
     }
     swz4_scalar(&s[i..], &mut d[i..], map);
@@ -157,20 +141,16 @@ avx2_wrapper!(swz4_avx2, swz4_avx2_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 fn swz4_avx2_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let n = d.len();
     let s = &s[..n];
-    let (sh, or) = masks(map, 4, 0);
-    let sh = _mm256_broadcastsi128_si256(m128(&sh));
-    let or = _mm256_broadcastsi128_si256(m128(&or));
+    let (sh, or) = masks_fast(map, 4);
+    let sh = _mm256_broadcastsi128_si256(sh);
+    let or = _mm256_broadcastsi128_si256(or);
     let mut i = 0;
-    while i + 128 <= n {
-        for j in (0..128).step_by(32) {
-            let v = ld32(s, i + j);
-            st32(d, i + j, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
-        }
-        i += 128;
-    }
-    while i + 32 <= n {
-        let v = ld32(s, i);
-        st32(d, i, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
+    for (sc, dc) in s.chunks_exact(32).zip(d.chunks_exact_mut(32)) {
+        st32(
+            dc,
+            0,
+            _mm256_or_si256(_mm256_shuffle_epi8(ld32(sc, 0), sh), or),
+        );
         i += 32;
     }
     swz4_scalar(&s[i..], &mut d[i..], map);
@@ -184,16 +164,21 @@ sse_wrapper!(exp3_sse, exp3_sse_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 fn exp3_sse_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let w = d.len() / 4;
     let s = &s[..3 * w];
-    let (sh, or) = masks(map, 3, 0);
-    let (sh, or) = (m128(&sh), m128(&or));
+    let (sh, or) = masks_fast(map, 3);
+    // 16 pixels from 48 bytes: three loads, realigned with palignr.
     let mut i = 0;
-    // 16 pixels: four 16-byte loads at 12-byte steps; the last ends 4 bytes
-    // past the 48 used, hence the extra margin.
-    while i + 16 <= w && 3 * i + 52 <= s.len() {
-        for j in 0..4 {
-            let v = ld16(s, 3 * i + 12 * j);
-            st16(d, 4 * i + 16 * j, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
-        }
+    for (sc, dc) in s.chunks_exact(48).zip(d.chunks_exact_mut(64)) {
+        let a = ld16(sc, 0);
+        let b = ld16(sc, 16);
+        let c = ld16(sc, 32);
+        let p0 = a; // px 0-3 in bytes 0-11
+        let p1 = _mm_alignr_epi8::<12>(b, a); // px 4-7
+        let p2 = _mm_alignr_epi8::<8>(c, b); // px 8-11
+        let p3 = _mm_srli_si128::<4>(c); // px 12-15
+        st16(dc, 0, _mm_or_si128(_mm_shuffle_epi8(p0, sh), or));
+        st16(dc, 16, _mm_or_si128(_mm_shuffle_epi8(p1, sh), or));
+        st16(dc, 32, _mm_or_si128(_mm_shuffle_epi8(p2, sh), or));
+        st16(dc, 48, _mm_or_si128(_mm_shuffle_epi8(p3, sh), or));
         i += 16;
     }
     exp3_scalar(&s[3 * i..], &mut d[4 * i..], map);
@@ -204,27 +189,34 @@ avx2_wrapper!(exp3_avx2, exp3_avx2_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 fn exp3_avx2_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let w = d.len() / 4;
     let s = &s[..3 * w];
-    let (sh, or) = masks(map, 3, 0);
-    let sh = _mm256_broadcastsi128_si256(m128(&sh));
-    let or = _mm256_broadcastsi128_si256(m128(&or));
+    let (sh, or) = masks_fast(map, 3);
+    let sh = _mm256_broadcastsi128_si256(sh);
+    let or = _mm256_broadcastsi128_si256(or);
+    // 32 pixels from 96 bytes: three 32-byte loads (dwords 0-7, 8-15,
+    // 16-23). Each group of 8 pixels is 6 dwords (group k: dwords 6k..6k+6);
+    // a blend gathers a group that straddles two loads, and one vpermd puts
+    // its pixels 0-3 (3 dwords) in the low lane and 4-7 in the high one.
+    let i0 = _mm256_setr_epi32(0, 1, 2, 0, 3, 4, 5, 0);
+    let i1 = _mm256_setr_epi32(6, 7, 0, 6, 1, 2, 3, 6); // [b0..b3, a4..a7]
+    let i2 = _mm256_setr_epi32(4, 5, 6, 4, 7, 0, 1, 4); // [c0, c1, b2..b7]
+    let i3 = _mm256_setr_epi32(2, 3, 4, 2, 5, 6, 7, 2);
     let mut i = 0;
-    // 32 pixels: eight 16-byte loads at 12-byte steps, two per register.
-    while i + 32 <= w && 3 * i + 100 <= s.len() {
-        for j in 0..4 {
-            let base = 3 * i + 24 * j;
-            let v = _mm256_inserti128_si256::<1>(
-                _mm256_castsi128_si256(ld16(s, base)),
-                ld16(s, base + 12),
-            );
-            st32(
-                d,
-                4 * i + 32 * j,
-                _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or),
-            );
+    for (sc, dc) in s.chunks_exact(96).zip(d.chunks_exact_mut(128)) {
+        let a = ld32(sc, 0);
+        let b = ld32(sc, 32);
+        let c = ld32(sc, 64);
+        let g = [
+            _mm256_permutevar8x32_epi32(a, i0),
+            _mm256_permutevar8x32_epi32(_mm256_blend_epi32::<0b0000_1111>(a, b), i1),
+            _mm256_permutevar8x32_epi32(_mm256_blend_epi32::<0b0000_0011>(b, c), i2),
+            _mm256_permutevar8x32_epi32(c, i3),
+        ];
+        for (j, v) in g.into_iter().enumerate() {
+            st32(dc, 32 * j, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
         }
         i += 32;
     }
-    exp3_scalar(&s[3 * i..], &mut d[4 * i..], map);
+    exp3_sse_imp(&s[3 * i..], &mut d[4 * i..], map);
 }
 
 // ---------------------------------------------------------------------------
@@ -235,13 +227,13 @@ sse_wrapper!(gray_sse, gray_sse_imp, (s: &[u8], d: &mut [u8]));
 fn gray_sse_imp(s: &[u8], d: &mut [u8]) {
     let w = d.len() / 4;
     let s = &s[..w];
-    let m: [__m128i; 4] = std::array::from_fn(|j| m128(&masks([0, 0, 0, OPAQUE], 1, 4 * j).0));
-    let or = m128(&masks([0, 0, 0, OPAQUE], 1, 0).1);
+    let (m0, or) = masks_fast([0, 0, 0, OPAQUE], 1);
+    let m: [__m128i; 4] = std::array::from_fn(|j| _mm_add_epi8(m0, _mm_set1_epi8(4 * j as i8)));
     let mut i = 0;
-    while i + 16 <= w {
-        let y = ld16(s, i);
+    for (sc, dc) in s.chunks_exact(16).zip(d.chunks_exact_mut(64)) {
+        let y = ld16(sc, 0);
         for (j, m) in m.iter().enumerate() {
-            st16(d, 4 * i + 16 * j, _mm_or_si128(_mm_shuffle_epi8(y, *m), or));
+            st16(dc, 16 * j, _mm_or_si128(_mm_shuffle_epi8(y, *m), or));
         }
         i += 16;
     }
@@ -253,22 +245,19 @@ avx2_wrapper!(gray_avx2, gray_avx2_imp, (s: &[u8], d: &mut [u8]));
 fn gray_avx2_imp(s: &[u8], d: &mut [u8]) {
     let w = d.len() / 4;
     let s = &s[..w];
-    let mk = |a: usize, b: usize| {
-        let lo = m128(&masks([0, 0, 0, OPAQUE], 1, a).0);
-        let hi = m128(&masks([0, 0, 0, OPAQUE], 1, b).0);
+    let (base, or) = masks_fast([0, 0, 0, OPAQUE], 1);
+    let mk = |a: i8, b: i8| {
+        let lo = _mm_add_epi8(base, _mm_set1_epi8(a));
+        let hi = _mm_add_epi8(base, _mm_set1_epi8(b));
         _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi)
     };
     let (m0, m1) = (mk(0, 4), mk(8, 12));
-    let or = _mm256_broadcastsi128_si256(m128(&masks([0, 0, 0, OPAQUE], 1, 0).1));
+    let or = _mm256_broadcastsi128_si256(or);
     let mut i = 0;
-    while i + 16 <= w {
-        let y = _mm256_broadcastsi128_si256(ld16(s, i));
-        st32(d, 4 * i, _mm256_or_si256(_mm256_shuffle_epi8(y, m0), or));
-        st32(
-            d,
-            4 * i + 32,
-            _mm256_or_si256(_mm256_shuffle_epi8(y, m1), or),
-        );
+    for (sc, dc) in s.chunks_exact(16).zip(d.chunks_exact_mut(64)) {
+        let y = _mm256_broadcastsi128_si256(ld16(sc, 0));
+        st32(dc, 0, _mm256_or_si256(_mm256_shuffle_epi8(y, m0), or));
+        st32(dc, 32, _mm256_or_si256(_mm256_shuffle_epi8(y, m1), or));
         i += 16;
     }
     gray_scalar(&s[i..], &mut d[4 * i..]);
