@@ -380,8 +380,31 @@ pub(crate) fn run_rect(job: &Job, src: &SrcPlanes<'_>, dst: &mut DstView<'_>, r:
         }
         return;
     }
-    let yk = YuvToRgbK::new(job.colorimetry);
     let ds = dst.strides[0];
+    // Rows that lie back to back in both buffers (full-width rectangle,
+    // strides equal to the rows) are one long row for the per-pixel ops, as
+    // libyuv does: no per-row overhead.
+    let bpp = match job.op {
+        Op::Copy4 | Op::Swizzle4(_) => Some(4),
+        Op::Expand3(_) => Some(3),
+        Op::Gray => Some(1),
+        _ => None,
+    };
+    if let Some(bpp) = bpp {
+        if h > 1 && ss[0] == bpp * w && ds == 4 * w {
+            let s = &src.planes[0][y * ss[0]..][..bpp * w * h];
+            let off = (y - dst.first_row[0]) * ds;
+            let d = &mut dst.planes[0][off..off + 4 * w * h];
+            match job.op {
+                Op::Copy4 => d.copy_from_slice(s),
+                Op::Swizzle4(map) => (kt.swz4)(s, d, map),
+                Op::Expand3(map) => (kt.exp3)(s, d, map),
+                _ => (kt.gray)(s, d),
+            }
+            return;
+        }
+    }
+    let yk = YuvToRgbK::new(job.colorimetry);
     let cw = w.div_ceil(2);
     for row in y..y + h {
         let off = (row - dst.first_row[0]) * ds + 4 * x;
