@@ -374,6 +374,14 @@ fn yuv32_avx2<const RGBA: bool>(
         fin(_mm256_adds_epi16(yhi, _mm256_unpackhi_epi16(bu, bu))),
     );
     // r, g, b now hold pixels 0-15 | 16-31.
+    store32_avx2::<RGBA>(r, g, b, d, i);
+}
+
+/// Interleave 32 pixels of R, G, B (bytes, pixels 0-15 | 16-31) with
+/// alpha 255 into BGRA or RGBA at pixel `i` of `d` (128 bytes).
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+#[inline]
+fn store32_avx2<const RGBA: bool>(r: __m256i, g: __m256i, b: __m256i, d: &mut [u8], i: usize) {
     let a = _mm256_set1_epi8(-1);
     let (c0, c2) = if RGBA { (r, b) } else { (b, r) };
     let lo01 = _mm256_unpacklo_epi8(c0, g); // 0-7 | 16-23
@@ -388,6 +396,31 @@ fn yuv32_avx2<const RGBA: bool>(
     st32(d, 4 * i + 32, _mm256_permute2x128_si256::<0x20>(o2, o3));
     st32(d, 4 * i + 64, _mm256_permute2x128_si256::<0x31>(o0, o1));
     st32(d, 4 * i + 96, _mm256_permute2x128_si256::<0x31>(o2, o3));
+}
+
+/// R, G, B (i16, after the final shift) of 16 pixels whose chroma is given
+/// per pixel: `y` raw Y as i16, `u`, `v` as `(U - 128) << 8`.
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+#[inline]
+fn rgb16_avx2(y: __m256i, u: __m256i, v: __m256i, k: &YuvToRgbK) -> [__m256i; 3] {
+    let yc = _mm256_add_epi16(
+        _mm256_mulhrs_epi16(
+            _mm256_slli_epi16::<7>(_mm256_sub_epi16(y, _mm256_set1_epi16(k.y_off))),
+            _mm256_set1_epi16(k.cy),
+        ),
+        _mm256_set1_epi16(32),
+    );
+    let rv = _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.crv));
+    let gc = _mm256_adds_epi16(
+        _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cgu)),
+        _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.cgv)),
+    );
+    let bu = _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cbu));
+    [
+        _mm256_srai_epi16::<6>(_mm256_adds_epi16(yc, rv)),
+        _mm256_srai_epi16::<6>(_mm256_subs_epi16(yc, gc)),
+        _mm256_srai_epi16::<6>(_mm256_adds_epi16(yc, bu)),
+    ]
 }
 
 fn i420_sse(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
@@ -588,26 +621,41 @@ fn yuy2_avx2(s: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
 fn yuy2_avx2_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let w = d.len() / 4;
     let lo8 = _mm256_set1_epi16(0xFF);
-    let lo16 = _mm256_set1_epi32(0xFFFF);
+    let bias = _mm256_set1_epi16(i16::MIN);
+    // Per 128-bit lane (8 pixels: Y0 U0 Y1 V0 ...): U (or V) of each pixel
+    // into the high byte of its 16-bit lane, i.e. U << 8, already duplicated
+    // for the two pixels of a pair.
+    let z = -128i8;
+    #[rustfmt::skip]
+    let mu = _mm256_setr_epi8(
+        z, 1, z, 1, z, 5, z, 5, z, 9, z, 9, z, 13, z, 13,
+        z, 1, z, 1, z, 5, z, 5, z, 9, z, 9, z, 13, z, 13,
+    );
+    #[rustfmt::skip]
+    let mv = _mm256_setr_epi8(
+        z, 3, z, 3, z, 7, z, 7, z, 11, z, 11, z, 15, z, 15,
+        z, 3, z, 3, z, 7, z, 7, z, 11, z, 11, z, 15, z, 15,
+    );
     let mut i = 0;
     for (sc, dc) in s[..2 * w].chunks_exact(64).zip(d.chunks_exact_mut(128)) {
-        let a = ld32(sc, 0); // pixels 0-15
-        let b = ld32(sc, 32); // pixels 16-31
-        let ya = _mm256_and_si256(a, lo8); // 0-7 | 8-15
-        let yb = _mm256_and_si256(b, lo8); // 16-23 | 24-31
-        let ylo = _mm256_permute2x128_si256::<0x20>(ya, yb);
-        let yhi = _mm256_permute2x128_si256::<0x31>(ya, yb);
-        let ca = _mm256_srli_epi16::<8>(a);
-        let cb = _mm256_srli_epi16::<8>(b);
-        let u = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
-            _mm256_and_si256(ca, lo16),
-            _mm256_and_si256(cb, lo16),
-        ));
-        let v = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
-            _mm256_srli_epi32::<16>(ca),
-            _mm256_srli_epi32::<16>(cb),
-        ));
-        yuv32_avx2::<RGBA>(ylo, yhi, u, v, k, dc, 0);
+        let a = ld32(sc, 0); // pixels 0-7 | 8-15
+        let b = ld32(sc, 32); // pixels 16-23 | 24-31
+        let [ra, ga, ba] = rgb16_avx2(
+            _mm256_and_si256(a, lo8),
+            _mm256_xor_si256(_mm256_shuffle_epi8(a, mu), bias),
+            _mm256_xor_si256(_mm256_shuffle_epi8(a, mv), bias),
+            k,
+        );
+        let [rb, gb, bb] = rgb16_avx2(
+            _mm256_and_si256(b, lo8),
+            _mm256_xor_si256(_mm256_shuffle_epi8(b, mu), bias),
+            _mm256_xor_si256(_mm256_shuffle_epi8(b, mv), bias),
+            k,
+        );
+        // packus: 0-7 16-23 | 8-15 24-31 (qwords); 0xD8 orders them.
+        let pack =
+            |x: __m256i, y: __m256i| _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(x, y));
+        store32_avx2::<RGBA>(pack(ra, rb), pack(ga, gb), pack(ba, bb), dc, 0);
         i += 32;
     }
     yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
