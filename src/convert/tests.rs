@@ -611,3 +611,20 @@ fn yuv_crate_everywhere_in_range() {
         }
     }
 }
+
+#[test]
+fn colorimetry_from_spa() {
+    // spa_video_color_matrix: 3 BT709, 4 BT601; spa_video_color_range: 1
+    // 0_255, 2 16_235; 0 unknown.
+    assert_eq!(Colorimetry::from_spa(0, 0), Colorimetry::default());
+    assert_eq!(Colorimetry::default(), Colorimetry::BT601_LIMITED);
+    assert_eq!(
+        Colorimetry::from_spa(3, 1),
+        Colorimetry {
+            matrix: Matrix::Bt709,
+            range: Range::Full
+        }
+    );
+    assert_eq!(Colorimetry::from_spa(4, 2), Colorimetry::BT601_LIMITED);
+    assert_eq!(Colorimetry::from_spa(6, 2), Colorimetry::BT709_LIMITED);
+}
