@@ -214,7 +214,12 @@ fn check_case(c: &Case, s: SrcFormat, d: DstFormat) -> std::result::Result<(), T
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // No regression files: a failure prints its minimal case.
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// Every pair, every level: exact for swizzles and copies, within 1 for
     /// YUV; random sizes (odd included), strides and rectangles; untouched
