@@ -1,12 +1,16 @@
-//! The `yuv` crate (0.8, the successor of yuvutils-rs): for the pairs where
-//! it is faster than libyuv and than our kernels (see `docs/convert.md`),
-//! used at [`SimdLevel::Avx2`](super::SimdLevel) by [`Backend::Auto`], and
-//! for every pair it has by [`Backend::YuvCrate`] (benchmarks, tests).
+//! The `yuv` crate (0.8, the successor of yuvutils-rs). [`Backend::Auto`]
+//! uses it at [`SimdLevel::Avx2`](super::SimdLevel) for 32-bit RGB to
+//! I420/NV12, where it is faster than our kernel and within 1 of the
+//! reference; [`Backend::YuvCrate`] uses it for every pair it has
+//! (comparisons). Not for YUV sources by default: on out-of-range input it
+//! is off by 20+, and for YUY2 it is slower than libyuv (see
+//! `docs/convert.md`).
 //!
 //! The crate does its own run-time dispatch (AVX2 here), so it cannot be
 //! forced to a lower level; it is never used when a lower level is forced.
-//! Its output is held to the same reference (within 1) by the property
-//! tests, which run it at every configuration they run ours.
+//! `every_pair_matches_reference` holds `Backend::Auto` (so the crate's RGB
+//! to 4:2:0) to the reference on random input; `yuv_crate_everywhere_in_range`
+//! holds `Backend::YuvCrate` to it on in-range input.
 
 use yuv::{
     BufferStoreMut, YuvBiPlanarImage, YuvBiPlanarImageMut, YuvConversionMode, YuvGrayImage,

@@ -11,9 +11,9 @@
 //!   frame and widened to whole chroma blocks of the source and destination.
 //! - **Fast.** Row kernels exist at three levels ([`SimdLevel`]), chosen at
 //!   run time; [`Options::threads`] splits a frame into bands of rows.
-//!   Where the `yuv` crate is faster than libyuv and than our own kernels it
-//!   is used (NV12/I420 to 32-bit RGB, see `external.rs`); elsewhere the
-//!   kernels are ours (`x86.rs`), see `docs/convert.md` for the measurements.
+//!   The `yuv` crate is used where it is the fastest code that meets the
+//!   accuracy bar (32-bit RGB to I420/NV12, `external.rs`); elsewhere the
+//!   kernels are ours (`x86.rs`). `docs/convert.md` has the measurements.
 //!
 //! Which code runs for a pair, at [`SimdLevel::Avx2`] with the default
 //! [`Backend::Auto`] (the measurements are in `docs/convert.md`):
@@ -24,8 +24,8 @@
 //! | RGB/BGR/RGB24 to 32-bit | ours (`vpshufb`) | the `yuv` crate loses 1.3x to libyuv |
 //! | GRAY8 to 32-bit | ours (`vpshufb`) | trivial |
 //! | YUY2 to 32-bit | ours | the `yuv` crate loses 2.7x to libyuv, and is off by up to 3 |
-//! | NV12/I420 to 32-bit | ours | as fast as the crate here, and within 1 of the reference on every input (the crate clips intermediates: off by 20+ for out-of-range Y/U/V) |
-//! | 32-bit RGB to I420/NV12 | `yuv` crate | faster than our AVX2 kernel, within 1 |
+//! | NV12/I420 to 32-bit | ours | beats libyuv by about 1.2x in cache; the crate is ~20% faster still but clips intermediates (off by 20+ on out-of-range Y/U/V, which producers send), ours is within 1 of the reference on every input |
+//! | 32-bit RGB to I420/NV12 | `yuv` crate | 1.5x faster than our `pmaddwd` kernel and within 1 (libyuv is faster still in cache: see the docs) |
 //!
 //! Forcing [`SimdLevel::Sse41`] or [`SimdLevel::Scalar`] always runs ours.
 
