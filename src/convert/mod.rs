@@ -21,9 +21,9 @@
 //! | pair | code | why |
 //! | --- | --- | --- |
 //! | 32-bit RGB swizzles, ARGB32 | ours (`vpshufb`) | trivial, memory bound; the crate has no alpha-filling swizzle |
-//! | RGB/BGR/RGB24 to 32-bit | ours (`vpshufb`) | the `yuv` crate loses 1.3x to libyuv |
+//! | RGB/BGR/RGB24 to 32-bit | ours (`vpermd` + `vpshufb`) | the `yuv` crate loses 1.3x to libyuv (the measurement) |
 //! | GRAY8 to 32-bit | ours (`vpshufb`) | trivial |
-//! | YUY2 to 32-bit | ours | the `yuv` crate loses 2.7x to libyuv, and is off by up to 3 |
+//! | YUY2 to 32-bit | ours | the `yuv` crate loses 1.8-2.7x to libyuv and is off by up to 3 |
 //! | NV12/I420 to 32-bit | ours | beats libyuv by about 1.2x in cache; the crate is ~20% faster still but clips intermediates (off by 20+ on out-of-range Y/U/V, which producers send), ours is within 1 of the reference on every input |
 //! | 32-bit RGB to I420/NV12 | `yuv` crate | 1.5x faster than our `pmaddwd` kernel and within 1 (libyuv is faster still in cache: see the docs) |
 //!
