@@ -19,6 +19,43 @@
 #include <stdint.h>
 
 /**
+ * Source format value of the raw ARGB32 loader (bytes A, R, G, B), beside
+ * the `wrd_pixel_format` values 1..=10.
+ */
+#define WRD_CONVERT_SRC_ARGB32 100
+
+/**
+ * Source format value of the raw RGB24 loader (bytes R, G, B; the same
+ * layout as RGB).
+ */
+#define WRD_CONVERT_SRC_RGB24 101
+
+/**
+ * `wrd_convert_options.matrix`: ITU-R BT.601 (the default, 0).
+ */
+#define WRD_MATRIX_BT601 0
+
+/**
+ * `wrd_convert_options.matrix`: ITU-R BT.709.
+ */
+#define WRD_MATRIX_BT709 1
+
+/**
+ * `wrd_convert_options.range`: limited ("TV") range, the default (0).
+ */
+#define WRD_RANGE_LIMITED 0
+
+/**
+ * `wrd_convert_options.range`: full ("PC") range.
+ */
+#define WRD_RANGE_FULL 1
+
+/**
+ * `wrd_convert_options.threads`: one thread per available CPU.
+ */
+#define WRD_CONVERT_THREADS_AUTO UINT32_MAX
+
+/**
  * Pixel formats (`WRD_FORMAT_*`; the numbers never change).
  */
 #define WRD_FORMAT_BGRX 1
@@ -334,6 +371,67 @@ typedef struct wrd_capture_options {
    */
   size_t memory_budget;
 } wrd_capture_options;
+
+/**
+ * Up to three source planes: `data[i]` points at `len[i]` readable bytes,
+ * rows `stride[i]` bytes apart. Planes a format does not use are ignored
+ * (set them to NULL, 0, 0).
+ */
+typedef struct wrd_planes {
+  const uint8_t *data[3];
+  size_t len[3];
+  size_t stride[3];
+} wrd_planes;
+
+/**
+ * Up to three destination planes: `data[i]` points at `len[i]` writable
+ * bytes, rows `stride[i]` bytes apart.
+ */
+typedef struct wrd_planes_mut {
+  uint8_t *data[3];
+  size_t len[3];
+  size_t stride[3];
+} wrd_planes_mut;
+
+/**
+ * A rectangle in pixels.
+ */
+typedef struct wrd_rect {
+  uint32_t x;
+  uint32_t y;
+  uint32_t w;
+  uint32_t h;
+} wrd_rect;
+
+/**
+ * Conversion options. All zeros is the default: BT.601, limited range, the
+ * calling thread only, the best SIMD level, the default backend.
+ */
+typedef struct wrd_convert_options {
+  /**
+   * `WRD_MATRIX_BT601` (0) or `WRD_MATRIX_BT709` (1).
+   */
+  uint32_t matrix;
+  /**
+   * `WRD_RANGE_LIMITED` (0) or `WRD_RANGE_FULL` (1).
+   */
+  uint32_t range;
+  /**
+   * 0 or 1: the calling thread only; n: split the frame across at most n
+   * threads (small jobs use fewer); `WRD_CONVERT_THREADS_AUTO`: one per CPU.
+   */
+  uint32_t threads;
+  /**
+   * 0: the best level this CPU has; 1: scalar; 2: SSE4.1; 3: AVX2 (a level
+   * the CPU lacks is `WRD_ERR_INVALID_ARGUMENT`).
+   */
+  uint32_t simd_level;
+  /**
+   * 0: the fastest measured code per pair; 1: only wrd-capture's own
+   * kernels; 2: the `yuv` crate wherever it has the pair.
+   */
+  uint32_t backend;
+} wrd_convert_options;
 
 /**
  * One plane of a frame.
@@ -788,6 +886,64 @@ enum wrd_status wrd_capture_get_versions(const struct wrd_capture *cap, const ch
  * and once the daemon (or portal session) is gone. Any thread.
  */
 bool wrd_capture_is_connected(const struct wrd_capture *cap);
+
+/**
+ * Convert pixels between caller-owned planes.
+ *
+ * `src_format` is a `wrd_pixel_format` value (1 = BGRx ... 10 = GRAY8) or
+ * `WRD_CONVERT_SRC_ARGB32` (100) or `WRD_CONVERT_SRC_RGB24` (101).
+ * `dst_format` is `WRD_PIXEL_FORMAT_BGRA` (2), `_RGBA` (4), `_NV12` (7) or
+ * `_I420` (8). Every format converts to BGRA and RGBA; BGRx, BGRA, RGBx and
+ * RGBA also convert to NV12 and I420.
+ *
+ * `width` x `height` is the frame size (any size, odd included). Each
+ * plane the formats use must span `stride * (rows - 1) + row_bytes` bytes
+ * of its `len` (the last row need not be padded), with `stride` at least
+ * the row size. Everything is checked before the first byte is read.
+ *
+ * `rects`: NULL converts the whole frame; otherwise the `n_rects`
+ * rectangles are converted (clipped to the frame, widened to whole 2x2 or
+ * 2x1 chroma blocks for subsampled formats) and every other destination
+ * byte keeps its value. `n_rects` 0 with a non-NULL `rects` converts nothing.
+ *
+ * `options`: NULL for the defaults (BT.601 limited range, calling thread).
+ *
+ * Ownership: nothing is retained after the call returns. The destination
+ * planes must not overlap each other or a source plane
+ * (`WRD_ERR_INVALID_ARGUMENT` if they do).
+ *
+ * Threads: any thread; calls on disjoint memory may run concurrently. With
+ * `options->threads` above 1 the call itself runs on worker threads and
+ * returns when they are done.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (a NULL `src` or `dst`, a used plane's
+ * `data` NULL with a nonzero `len`, or NULL `rects` with nonzero `n_rects`),
+ * `WRD_ERR_BUFFER_TOO_SMALL` (a plane's `len` is short),
+ * `WRD_ERR_INVALID_ARGUMENT` (an unknown format or option value, a stride
+ * below the row size, overlapping planes), `WRD_ERR_UNSUPPORTED` (the pair
+ * is not converted).
+ *
+ * # Safety
+ *
+ * Each used `src->data[i]` must be valid for reads of `src->len[i]` bytes and
+ * each used `dst->data[i]` for writes of `dst->len[i]` bytes for the whole
+ * call, with no other thread writing them; `rects` must point at `n_rects`
+ * `wrd_rect`s; `options` at a `wrd_convert_options`.
+ */
+enum wrd_status wrd_convert_planes(uint32_t src_format, const struct wrd_planes *src, uint32_t width, uint32_t height, uint32_t dst_format, const struct wrd_planes_mut *dst, const struct wrd_rect *rects, size_t n_rects, const struct wrd_convert_options *options);
+
+/**
+ * Whether `wrd_convert_planes` converts `src_format` to `dst_format` (the
+ * same values it takes). Any thread; never fails.
+ */
+bool wrd_convert_supported(uint32_t src_format, uint32_t dst_format);
+
+/**
+ * The SIMD level conversions use on this CPU by default: 1 scalar, 2
+ * SSE4.1, 3 AVX2 (the values of `wrd_convert_options.simd_level`). Any
+ * thread; never fails.
+ */
+uint32_t wrd_convert_simd_level(void);
 
 /**
  * Fill `*out` with the frame's data and metadata. Pointers inside stay

@@ -716,7 +716,8 @@ impl EglShared {
             // for (GL_EXT_read_format_bgra); else tightly packed RGBA into a
             // scratch buffer, swizzled below.
             let bgra = has_ext(&st.gl_exts, "GL_EXT_read_format_bgra");
-            let direct = st.gles3 && dst_stride % 4 == 0 && (out == ReadFormat::Rgba || bgra);
+            let direct =
+                st.gles3 && dst_stride.is_multiple_of(4) && (out == ReadFormat::Rgba || bgra);
             if direct {
                 let fmt = match out {
                     ReadFormat::Rgba => gl::GL_RGBA,
