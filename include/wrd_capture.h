@@ -373,6 +373,24 @@ typedef struct wrd_capture_options {
 } wrd_capture_options;
 
 /**
+ * What the running PipeWire allows, from the client library's and the
+ * daemon's versions (the library is built once and gates newer behaviour
+ * at run time).
+ */
+typedef struct wrd_features {
+  /**
+   * Explicit sync (SyncTimeline meta and SyncObj datas) is negotiated with
+   * DMA-BUF producers: the client library and the daemon are >= 1.2.0.
+   */
+  uint32_t explicit_sync;
+  /**
+   * The client library is newer than the daemon: streams may link and
+   * negotiate yet get no frames (measured: 1.4.2 against 0.3.65).
+   */
+  uint32_t library_newer_than_daemon;
+} wrd_features;
+
+/**
  * Up to three source planes: `data[i]` points at `len[i]` readable bytes,
  * rows `stride[i]` bytes apart. Planes a format does not use are ignored
  * (set them to NULL, 0, 0).
@@ -567,6 +585,18 @@ typedef struct wrd_frame_info {
    */
   uint32_t color_matrix;
   uint32_t color_range;
+  /**
+   * Explicit sync (PipeWire >= 1.2 producers): non-zero when set. Wait
+   * for `acquire_point` on the timeline syncobj `acquire_fd` before
+   * reading; the library signals `release_point` on `release_fd` when
+   * the frame is released (or dropped by the library). Fds owned by the
+   * frame.
+   */
+  uint32_t has_sync;
+  int acquire_fd;
+  uint64_t acquire_point;
+  int release_fd;
+  uint64_t release_point;
 } wrd_frame_info;
 
 /**
@@ -823,6 +853,11 @@ typedef struct wrd_stream_stats {
   uint64_t unsealed_buffers;
   uint64_t format_changes;
   /**
+   * Explicit sync: release points signalled, and signalling failures.
+   */
+  uint64_t releases_signalled;
+  uint64_t release_failures;
+  /**
    * Status of the last error event (`WRD_OK` if none).
    */
   enum wrd_status last_error;
@@ -886,6 +921,11 @@ enum wrd_status wrd_capture_get_versions(const struct wrd_capture *cap, const ch
  * and once the daemon (or portal session) is gone. Any thread.
  */
 bool wrd_capture_is_connected(const struct wrd_capture *cap);
+
+/**
+ * Fill `*out` with the features of the capture's connection. Any thread.
+ */
+enum wrd_status wrd_capture_get_features(const struct wrd_capture *cap, struct wrd_features *out);
 
 /**
  * Convert pixels between caller-owned planes.

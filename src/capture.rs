@@ -104,6 +104,30 @@ pub struct Versions {
     pub daemon: String,
 }
 
+/// What the running PipeWire allows, decided at run time from the client
+/// library's and the daemon's versions (the library is built once, against
+/// 0.3.65 headers, and runs against anything newer).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Explicit sync (SyncTimeline meta, SyncObj datas) is negotiated with
+    /// DMA-BUF: needs the client library and the daemon >= 1.2.0.
+    pub explicit_sync: bool,
+    /// The client library is newer than the daemon: measured with 1.4.2
+    /// against 0.3.65, a stream links and negotiates but gets no frames.
+    pub library_newer_than_daemon: bool,
+}
+
+impl Features {
+    /// The features for a (library, daemon) version pair.
+    pub fn for_versions(library: &str, daemon: &str) -> Features {
+        let (lib, dae) = (parse_version(library), parse_version(daemon));
+        Features {
+            explicit_sync: lib >= (1, 2, 0) && dae >= (1, 2, 0),
+            library_newer_than_daemon: dae != (0, 0, 0) && lib > dae,
+        }
+    }
+}
+
 /// Parse "1.4.2" into a comparable (major, minor, micro).
 pub fn parse_version(s: &str) -> (u32, u32, u32) {
     let mut it = s
@@ -281,7 +305,9 @@ impl Capture {
                 return Err(e);
             }
         };
-        let lib = parse_version(&self.shared.versions.lock().library);
+        let versions = self.shared.versions.lock().clone();
+        let lib = parse_version(&versions.library);
+        let features = Features::for_versions(&versions.library, &versions.daemon);
         let mut modifiers = cfg.modifiers.clone();
         if modifiers.is_empty() {
             if let Some(imp) = &cfg.importer {
@@ -298,6 +324,7 @@ impl Capture {
             modifiers,
             max_framerate: cfg.max_framerate,
             dont_fixate: lib >= (0, 3, 33),
+            explicit_sync: features.explicit_sync,
         };
         self.shared.send(Command::AddStream {
             shared: shared.clone(),
@@ -307,6 +334,10 @@ impl Capture {
             setup: crate::pwstream::ImportSetup {
                 importer: cfg.importer.take(),
                 max_import_failures: cfg.max_import_failures,
+                signaler: cfg
+                    .release_signaler
+                    .take()
+                    .unwrap_or_else(|| Arc::new(crate::sync::DrmSignaler::default())),
             },
         });
         Ok(Stream { shared })
@@ -322,6 +353,12 @@ impl Capture {
     /// Client library and daemon versions.
     pub fn versions(&self) -> Versions {
         self.shared.versions.lock().clone()
+    }
+
+    /// What the running PipeWire allows (see [`Features`]).
+    pub fn features(&self) -> Features {
+        let v = self.versions();
+        Features::for_versions(&v.library, &v.daemon)
     }
 
     /// False once the daemon (or portal session) is gone.

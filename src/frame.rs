@@ -157,6 +157,8 @@ pub struct FrameData {
     pub buffer_index: u32,
     /// Bumped on each format change (imports cached per buffer die with it).
     pub format_generation: u64,
+    /// Explicit sync points (PipeWire >= 1.2 producers that use them).
+    pub sync: Option<crate::sync::SyncPoints>,
 }
 
 pub(crate) struct FrameInner {

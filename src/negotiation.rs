@@ -57,6 +57,22 @@ pub struct Offer {
     pub max_framerate: u32,
     /// Whether the daemon honours `SPA_POD_PROP_FLAG_DONT_FIXATE`.
     pub dont_fixate: bool,
+    /// Ask for explicit sync (SyncTimeline meta, SyncObj datas) with
+    /// DMA-BUF: only when the client library and the daemon are >= 1.2.
+    pub explicit_sync: bool,
+}
+
+/// `SPA_PARAM_BUFFERS_metaType` (PipeWire 1.2; not in the 0.3.65 headers).
+pub const SPA_PARAM_BUFFERS_META_TYPE: u32 = 7;
+
+/// `struct spa_meta_sync_timeline` (PipeWire 1.2; not in the 0.3.65 headers).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaMetaSyncTimeline {
+    pub flags: u32,
+    pub padding: u32,
+    pub acquire_point: u64,
+    pub release_point: u64,
 }
 
 /// Colour matrix of a YUV format.
@@ -221,38 +237,72 @@ pub fn enum_formats(offer: &Offer) -> Vec<Vec<u8>> {
     out
 }
 
+/// The Buffers params answering a negotiated format: with explicit sync
+/// first one that requires the SyncTimeline meta and accepts SyncObj datas,
+/// then the plain one (a producer without explicit sync takes that).
+pub fn buffers_params(dmabuf: bool, n_buffers: u32, explicit_sync: bool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if dmabuf && explicit_sync {
+        out.push(buffers_param_with(
+            (1 << data_type::DMA_BUF) | (1 << data_type::SYNC_OBJ),
+            n_buffers,
+            Some(1 << meta_type::SYNC_TIMELINE),
+        ));
+    }
+    out.push(buffers_param(dmabuf, n_buffers));
+    out
+}
+
 /// The Buffers param answering a negotiated format.
 pub fn buffers_param(dmabuf: bool, n_buffers: u32) -> Vec<u8> {
-    let mut types = (1 << data_type::MEM_FD) | (1 << data_type::MEM_PTR);
-    if dmabuf {
-        types = 1 << data_type::DMA_BUF;
+    let types = if dmabuf {
+        1 << data_type::DMA_BUF
+    } else {
+        (1 << data_type::MEM_FD) | (1 << data_type::MEM_PTR)
+    };
+    buffers_param_with(types, n_buffers, None)
+}
+
+fn buffers_param_with(types: i32, n_buffers: u32, meta_types: Option<i32>) -> Vec<u8> {
+    let mut properties = vec![
+        prop(
+            libspa_sys::SPA_PARAM_BUFFERS_buffers,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: n_buffers as i32,
+                    min: 2,
+                    max: 16,
+                },
+            ))),
+        ),
+        prop(
+            libspa_sys::SPA_PARAM_BUFFERS_dataType,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Flags {
+                    default: types,
+                    flags: vec![],
+                },
+            ))),
+        ),
+    ];
+    if let Some(m) = meta_types {
+        properties.push(prop(
+            SPA_PARAM_BUFFERS_META_TYPE,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Flags {
+                    default: m,
+                    flags: vec![],
+                },
+            ))),
+        ));
     }
     serialize(Object {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
-        properties: vec![
-            prop(
-                libspa_sys::SPA_PARAM_BUFFERS_buffers,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Range {
-                        default: n_buffers as i32,
-                        min: 2,
-                        max: 16,
-                    },
-                ))),
-            ),
-            prop(
-                libspa_sys::SPA_PARAM_BUFFERS_dataType,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: types,
-                        flags: vec![],
-                    },
-                ))),
-            ),
-        ],
+        properties,
     })
 }
 
@@ -275,7 +325,20 @@ pub fn cursor_meta_size(w: u32, h: u32) -> usize {
 }
 
 /// The Meta params a stream asks for: Header, VideoCrop, VideoDamage,
-/// Cursor (with a bitmap) and VideoTransform.
+/// Cursor (with a bitmap) and VideoTransform, plus SyncTimeline with
+/// explicit sync.
+pub fn meta_params_for(explicit_sync: bool) -> Vec<Vec<u8>> {
+    let mut v = meta_params();
+    if explicit_sync {
+        v.push(meta_param(
+            meta_type::SYNC_TIMELINE,
+            Value::Int(std::mem::size_of::<SpaMetaSyncTimeline>() as i32),
+        ));
+    }
+    v
+}
+
+/// The Meta params of [`meta_params_for`] without explicit sync.
 pub fn meta_params() -> Vec<Vec<u8>> {
     let region = std::mem::size_of::<libspa_sys::spa_meta_region>() as i32;
     let range = |default: i32, min: i32, max: i32| {
@@ -482,6 +545,7 @@ mod tests {
             modifiers: mods,
             max_framerate: 30,
             dont_fixate: true,
+            explicit_sync: false,
         }
     }
 
@@ -582,6 +646,27 @@ mod tests {
         };
         assert_eq!(get(&buffers_param(false, 8)), 0b110);
         assert_eq!(get(&buffers_param(true, 8)), 0b1000);
+    }
+
+    #[test]
+    fn explicit_sync_params_only_when_asked() {
+        let plain = buffers_params(true, 8, false);
+        assert_eq!(plain.len(), 1);
+        assert!(find(&object(&plain[0]), SPA_PARAM_BUFFERS_META_TYPE).is_none());
+        let sync = buffers_params(true, 8, true);
+        assert_eq!(sync.len(), 2, "sync variant first, plain fallback");
+        let o = object(&sync[0]);
+        match &find(&o, SPA_PARAM_BUFFERS_META_TYPE).unwrap().value {
+            Value::Choice(ChoiceValue::Int(Choice(_, ChoiceEnum::Flags { default, .. }))) => {
+                assert_eq!(*default, 1 << meta_type::SYNC_TIMELINE)
+            }
+            v => panic!("unexpected {v:?}"),
+        }
+        // SHM never asks for sync objects.
+        assert_eq!(buffers_params(false, 8, true).len(), 1);
+        assert_eq!(meta_params_for(true).len(), 6);
+        assert_eq!(meta_params_for(false).len(), 5);
+        assert_eq!(std::mem::size_of::<SpaMetaSyncTimeline>(), 24);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::frame::{flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane,
 use crate::import::{Imported, Importer};
 use crate::negotiation::{self, data_type, NegotiatedFormat, Offer};
 use crate::stream::{BufferHold, BufferType, Event, StreamShared, StreamState};
+use crate::sync::{ReleaseSignaler, ReleaseTracker, SyncPoints};
 use std::os::fd::BorrowedFd;
 
 /// Most damage rectangles kept when accumulating; past it, their bounding box.
@@ -45,6 +46,9 @@ pub(crate) struct StreamCore {
     /// (format, modifier) pairs whose import failed.
     failed: Vec<(PixelFormat, u64)>,
     shm_only: bool,
+    /// Explicit sync: release points to signal, and how.
+    releases: ReleaseTracker,
+    signaler: Arc<dyn ReleaseSignaler>,
     n_buffers: u32,
     format: Option<NegotiatedFormat>,
     format_generation: u64,
@@ -61,6 +65,19 @@ pub(crate) struct StreamCore {
     bad_event_at: [Option<Instant>; DROP_REASONS],
     pending_damage: Option<Vec<Region>>,
     seq: u64,
+}
+
+impl StreamCore {
+    /// Signal the release point of a buffer being given back, if it has an
+    /// armed one (explicit sync); at most once per dequeue.
+    fn release_point(&self, buffer: usize) {
+        if self.releases.release(buffer, &*self.signaler) || self.releases.counts().1 > 0 {
+            let (ok, failed) = self.releases.counts();
+            let mut st = self.shared.stats.lock();
+            st.releases_signalled = ok;
+            st.release_failures = failed;
+        }
+    }
 }
 
 /// A stream on the PipeWire thread.
@@ -90,6 +107,7 @@ impl StreamEntry {
             .get(&buffer)
             .is_some_and(|b| b.generation == generation)
         {
+            core.release_point(buffer);
             // SAFETY: the buffer is one of this stream's live buffers (it is
             // in `buffers` with the generation the hold recorded), dequeued
             // by us and not yet queued back.
@@ -114,6 +132,7 @@ fn status_for_state_error(msg: &str) -> wrd_status {
 pub(crate) struct ImportSetup {
     pub importer: Option<Arc<Importer>>,
     pub max_import_failures: u32,
+    pub signaler: Arc<dyn ReleaseSignaler>,
 }
 
 pub(crate) fn add(
@@ -149,6 +168,8 @@ pub(crate) fn add(
         max_import_failures: setup.max_import_failures,
         failed: Vec::new(),
         shm_only: false,
+        releases: ReleaseTracker::default(),
+        signaler: setup.signaler,
         n_buffers,
         format: None,
         format_generation: 0,
@@ -219,7 +240,9 @@ pub(crate) fn add(
             let core = core.clone();
             move |_, _, b| {
                 crate::callback_panic_boundary!("remove_buffer", {
-                    core.borrow_mut().buffers.remove(&(b as usize));
+                    let mut c = core.borrow_mut();
+                    c.releases.forget(b as usize);
+                    c.buffers.remove(&(b as usize));
                 })
             }
         })
@@ -302,8 +325,11 @@ fn on_format(
         };
     }
     shared.emit(Event::FormatChanged(f));
-    let mut bufs = vec![negotiation::buffers_param(f.modifier.is_some(), n_buffers)];
-    bufs.extend(negotiation::meta_params());
+    let explicit_sync = core.borrow().offer.explicit_sync;
+    let mut bufs = negotiation::buffers_params(f.modifier.is_some(), n_buffers, explicit_sync);
+    bufs.extend(negotiation::meta_params_for(
+        explicit_sync && f.modifier.is_some(),
+    ));
     let mut params = negotiation::as_pods(&bufs);
     if let Err(e) = stream.update_params(&mut params) {
         shared.emit(Event::Error {
@@ -335,7 +361,7 @@ fn on_add_buffer(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
                 ptr: d.data as *const u8,
                 len: d.maxsize as usize,
             }),
-            data_type::DMA_BUF => Mapping::dup_fd(d.fd as i32),
+            data_type::DMA_BUF | data_type::SYNC_OBJ => Mapping::dup_fd(d.fd as i32),
             t => Err(MapError::NotAFile(format!("data type {t}"))),
         };
         match &m {
@@ -424,6 +450,13 @@ fn dropped_damage(c: &mut StreamCore, b: *mut pw::sys::pw_buffer) {
     merge_damage(acc, &rects, f.width, f.height);
 }
 
+/// Give a buffer back to the producer, signalling its release point first.
+fn give_back(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
+    let c = core.borrow();
+    c.release_point(b as usize);
+    queue(c.raw, b);
+}
+
 fn queue(raw: *mut pw::sys::pw_stream, b: *mut pw::sys::pw_buffer) {
     // SAFETY: `b` was dequeued from `raw` by us and is given back once.
     unsafe {
@@ -445,7 +478,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         }
         if !newest.is_null() {
             dropped_damage(&mut core.borrow_mut(), newest);
-            queue(raw, newest);
+            give_back(core, newest);
             shared.count_drop(DropReason::Superseded);
         }
         newest = b;
@@ -464,12 +497,12 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         }
     }
     if !shared.enabled.load(Ordering::Acquire) {
-        queue(raw, newest);
+        give_back(core, newest);
         return;
     }
     if shared.held.load(Ordering::Acquire) >= shared.max_held {
         dropped_damage(&mut core.borrow_mut(), newest);
-        queue(raw, newest);
+        give_back(core, newest);
         shared.count_drop(DropReason::HeldLimit);
         return;
     }
@@ -477,7 +510,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
     let (data, mappings, generation, imported) = match built {
         Ok(v) => v,
         Err(Invalid(reason, message)) => {
-            queue(raw, newest);
+            give_back(core, newest);
             shared.count_drop(reason);
             if reason == DropReason::ImportFailed {
                 import_failed(core, message);
@@ -503,7 +536,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         if budget > 0 && now_held + bytes > budget {
             cap.held_bytes.fetch_sub(bytes, Ordering::AcqRel);
             dropped_damage(&mut core.borrow_mut(), newest);
-            queue(raw, newest);
+            give_back(core, newest);
             shared.count_drop(DropReason::Budget);
             return;
         }
@@ -541,7 +574,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
             // SAFETY: reading the Arc out of a ManuallyDrop'd hold whose Drop
             // is skipped, so it is dropped exactly once (here).
             drop(unsafe { std::ptr::read(&hold.stream) });
-            queue(raw, newest);
+            give_back(core, newest);
         }
     }
 }
@@ -559,6 +592,7 @@ fn build_frame(
         ));
     };
     let importer = c.importer.clone();
+    let releases = &c.releases;
     let Some(bs) = c.buffers.get_mut(&(b as usize)) else {
         return Err(Invalid(DropReason::Unmappable, "unknown buffer".into()));
     };
@@ -613,6 +647,42 @@ fn build_frame(
         });
     }
     let mut mappings = Vec::new();
+    // SAFETY: see above; metas are valid while the buffer is dequeued.
+    let m = unsafe { metas(sb) };
+    let parsed = buffer::parse_metas(&m, f.width, f.height);
+    // Explicit sync: the last two datas are the acquire and release
+    // timelines, the SyncTimeline meta has the points.
+    let n = datas.len();
+    let sync = match parsed.sync_timeline {
+        Some((acquire_point, release_point))
+            if n >= 2
+                && datas[n - 2].type_ == data_type::SYNC_OBJ
+                && datas[n - 1].type_ == data_type::SYNC_OBJ =>
+        {
+            let fd = |i: usize| match &bs.maps[i] {
+                Ok(m) => m.raw_fd().map(|fd| (fd, m.clone())),
+                Err(_) => None,
+            };
+            match (fd(n - 2), fd(n - 1)) {
+                (Some((acquire_fd, am)), Some((release_fd, rm))) => {
+                    mappings.push(am);
+                    mappings.push(rm);
+                    Some(SyncPoints {
+                        acquire_fd,
+                        acquire_point,
+                        release_fd,
+                        release_point,
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(sp) = sync {
+        // Armed before validation: a frame we drop is released too.
+        releases.arm(b as usize, sp.release_fd, sp.release_point);
+    }
     let pixels = if let Some(modifier) = f.modifier {
         let fds: Vec<i32> = bs
             .maps
@@ -690,9 +760,7 @@ fn build_frame(
         }
     };
     let (generation, imported) = (bs.generation, bs.imported.clone());
-    // SAFETY: see above; metas are valid while the buffer is dequeued.
-    let m = unsafe { metas(sb) };
-    let parsed = buffer::parse_metas(&m, f.width, f.height);
+
     let mut fl = parsed.flags;
     if chunk_flags & (spa::sys::SPA_CHUNK_FLAG_CORRUPTED as i32) != 0 {
         fl |= flags::CORRUPTED;
@@ -741,6 +809,7 @@ fn build_frame(
             flags: fl,
             buffer_index: generation as u32,
             format_generation: c.format_generation,
+            sync,
         },
         mappings,
         generation,

@@ -124,6 +124,9 @@ pub struct StreamConfig {
     pub importer: Option<Arc<crate::import::Importer>>,
     /// Import failures after which the stream falls back to SHM (default 3).
     pub max_import_failures: u32,
+    /// Signals release points with explicit sync (default: a DRM render
+    /// node, see [`crate::sync::DrmSignaler`]).
+    pub release_signaler: Option<Arc<dyn crate::sync::ReleaseSignaler>>,
 }
 
 impl Default for StreamConfig {
@@ -142,6 +145,7 @@ impl Default for StreamConfig {
             modifiers: Vec::new(),
             importer: None,
             max_import_failures: 3,
+            release_signaler: None,
         }
     }
 }
@@ -176,6 +180,9 @@ pub struct Stats {
     /// Buffers whose memfd was not sealed against shrinking.
     pub unsealed_buffers: u64,
     pub format_changes: u64,
+    /// Explicit sync: release points signalled, and signalling failures.
+    pub releases_signalled: u64,
+    pub release_failures: u64,
     pub last_error: Option<(wrd_status, String)>,
 }
 

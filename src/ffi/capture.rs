@@ -257,3 +257,43 @@ pub extern "C" fn wrd_capture_is_connected(cap: *const wrd_capture) -> bool {
         capture_from(cap).map(|h| h.capture.is_connected()).unwrap_or(false)
     }
 }
+
+/// What the running PipeWire allows, from the client library's and the
+/// daemon's versions (the library is built once and gates newer behaviour
+/// at run time).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct wrd_features {
+    /// Explicit sync (SyncTimeline meta and SyncObj datas) is negotiated with
+    /// DMA-BUF producers: the client library and the daemon are >= 1.2.0.
+    pub explicit_sync: u32,
+    /// The client library is newer than the daemon: streams may link and
+    /// negotiate yet get no frames (measured: 1.4.2 against 0.3.65).
+    pub library_newer_than_daemon: u32,
+}
+
+/// Fill `*out` with the features of the capture's connection. Any thread.
+#[no_mangle]
+pub extern "C" fn wrd_capture_get_features(
+    cap: *const wrd_capture,
+    out: *mut wrd_features,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        if out.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let h = match capture_from(cap) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        let f = h.capture.features();
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe {
+            *out = wrd_features {
+                explicit_sync: f.explicit_sync as u32,
+                library_newer_than_daemon: f.library_newer_than_daemon as u32,
+            }
+        };
+        wrd_status::WRD_OK
+    }
+}

@@ -118,6 +118,16 @@ pub struct wrd_frame_info {
     /// 1 limited, 2 full) the producer stated.
     pub color_matrix: u32,
     pub color_range: u32,
+    /// Explicit sync (PipeWire >= 1.2 producers): non-zero when set. Wait
+    /// for `acquire_point` on the timeline syncobj `acquire_fd` before
+    /// reading; the library signals `release_point` on `release_fd` when
+    /// the frame is released (or dropped by the library). Fds owned by the
+    /// frame.
+    pub has_sync: u32,
+    pub acquire_fd: c_int,
+    pub acquire_point: u64,
+    pub release_fd: c_int,
+    pub release_point: u64,
 }
 
 pub(crate) fn frame_handle_new(f: Frame) -> *mut wrd_frame {
@@ -224,6 +234,11 @@ pub extern "C" fn wrd_frame_get_info(
             },
             color_matrix: d.matrix as u32,
             color_range: d.range as u32,
+            has_sync: d.sync.is_some() as u32,
+            acquire_fd: d.sync.map(|s| s.acquire_fd).unwrap_or(-1),
+            acquire_point: d.sync.map(|s| s.acquire_point).unwrap_or(0),
+            release_fd: d.sync.map(|s| s.release_fd).unwrap_or(-1),
+            release_point: d.sync.map(|s| s.release_point).unwrap_or(0),
         };
         // SAFETY: non-NULL and writable per the contract. The pointers in
         // `info` point into `f`'s data, which lives as long as the caller's

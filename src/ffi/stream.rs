@@ -604,6 +604,9 @@ pub struct wrd_stream_stats {
     /// Buffers whose memfd was not sealed against shrinking.
     pub unsealed_buffers: u64,
     pub format_changes: u64,
+    /// Explicit sync: release points signalled, and signalling failures.
+    pub releases_signalled: u64,
+    pub release_failures: u64,
     /// Status of the last error event (`WRD_OK` if none).
     pub last_error: wrd_status,
 }
@@ -644,6 +647,8 @@ pub extern "C" fn wrd_stream_get_stats(
                     bad_metas: st.bad_metas,
                     unsealed_buffers: st.unsealed_buffers,
                     format_changes: st.format_changes,
+                    releases_signalled: st.releases_signalled,
+                    release_failures: st.release_failures,
                     last_error: st.last_error.as_ref().map(|e| e.0).unwrap_or(wrd_status::WRD_OK),
                 };
                 // SAFETY: non-NULL and writable per the contract.
