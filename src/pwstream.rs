@@ -65,6 +65,9 @@ pub(crate) struct StreamCore {
     bad_event_at: [Option<Instant>; DROP_REASONS],
     pending_damage: Option<Vec<Region>>,
     seq: u64,
+    /// The producer's sequence number of the last buffer we saw (delivered
+    /// or dropped): a jump means frames were lost before reaching us.
+    last_header_seq: Option<u64>,
 }
 
 impl StreamCore {
@@ -120,7 +123,10 @@ impl StreamEntry {
 
 fn status_for_state_error(msg: &str) -> wrd_status {
     let m = msg.to_ascii_lowercase();
-    if m.contains("format") || m.contains("negotiat") {
+    // WirePlumber 0.5 with node.dont-fallback: "defined target not found".
+    if m.contains("target not found") {
+        wrd_status::WRD_ERR_NODE_NOT_FOUND
+    } else if m.contains("format") || m.contains("negotiat") {
         wrd_status::WRD_ERR_NEGOTIATION
     } else {
         wrd_status::WRD_ERR_PIPEWIRE
@@ -186,6 +192,7 @@ pub(crate) fn add(
         bad_event_at: [None; DROP_REASONS],
         pending_damage: None,
         seq: 0,
+        last_header_seq: None,
     }));
     let listener = stream
         .add_local_listener_with_user_data(())
@@ -442,6 +449,9 @@ fn dropped_damage(c: &mut StreamCore, b: *mut pw::sys::pw_buffer) {
     // until we queue it back, which happens after this returns.
     let m = unsafe { metas((*b).buffer) };
     let parsed = buffer::parse_metas(&m, f.width, f.height);
+    if let Some((_, _, seq)) = parsed.header {
+        c.last_header_seq = Some(seq);
+    }
     let rects = match parsed.damage {
         Some(d) if !d.is_empty() => d,
         _ => vec![Region::full(f.width, f.height)],
@@ -775,6 +785,20 @@ fn build_frame(
             vec![Region::full(f.width, f.height)]
         }
     };
+    // Frames lost before they reached us (PipeWire recycled them while we
+    // were busy) carried damage we never saw: the picture may differ
+    // anywhere, so this frame is fully damaged.
+    if let Some((_, _, seq)) = parsed.header {
+        let gap = c
+            .last_header_seq
+            .is_some_and(|last| seq > last.wrapping_add(1) && seq > last);
+        c.last_header_seq = Some(seq);
+        if gap && fl & flags::FULL_DAMAGE == 0 {
+            fl |= flags::FULL_DAMAGE | flags::DAMAGE_ACCUMULATED;
+            damage = vec![Region::full(f.width, f.height)];
+            c.pending_damage = None;
+        }
+    }
     if let Some(mut acc) = c.pending_damage.take() {
         if fl & flags::FULL_DAMAGE == 0 {
             merge_damage(&mut acc, &damage, f.width, f.height);

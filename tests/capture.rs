@@ -177,10 +177,9 @@ fn missing_node_error_in_bounded_time() {
         Event::Error { status, .. } => assert_eq!(status, wrd_status::WRD_ERR_NODE_NOT_FOUND),
         _ => unreachable!(),
     }
-    assert!(
-        took >= Duration::from_millis(300),
-        "not before the timeout: {took:?}"
-    );
+    // WirePlumber 0.4 says nothing and the node timeout fires; WirePlumber
+    // 0.5 (node.dont-fallback) answers at once with "defined target not
+    // found": either way within the stated bound.
     assert!(
         took < Duration::from_millis(300 + 50 + 200),
         "within the stated bound: {took:?}"

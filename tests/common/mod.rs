@@ -182,6 +182,12 @@ pub fn assert_records(recs: &[Record], fmt: PixelFormat, w: u32, h: u32, stream:
                     "{fmt} damage of frame {}",
                     r.seq
                 );
+            } else if r.flags & wrd_capture::frame::flags::FULL_DAMAGE != 0 {
+                assert_eq!(
+                    r.damage,
+                    vec![Region::full(w, h)],
+                    "full damage after a gap"
+                );
             } else {
                 for k in p.seq + 1..=r.seq {
                     for d in pattern::damage(fmt, w, h, k) {
