@@ -274,25 +274,43 @@ impl Frame {
     /// The DMA-BUF of this frame, with fds borrowed from it.
     pub fn dmabuf(&self) -> Option<Dmabuf<BorrowedFd<'_>>> {
         match &self.inner.data.pixels {
-            Pixels::Dmabuf { modifier, planes } => Some(Dmabuf {
-                width: self.inner.data.width,
-                height: self.inner.data.height,
-                format: self.inner.data.format.to_drm(),
-                modifier: *modifier,
-                planes: planes
-                    .iter()
-                    .map(|p| DmabufPlane {
-                        // SAFETY: the fd is owned by this frame's buffer
-                        // state (a dup kept in `_mappings`) and stays open
-                        // while `self` lives.
-                        fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
-                        offset: p.offset,
-                        stride: p.stride,
-                    })
-                    .collect(),
-            }),
+            Pixels::Dmabuf { modifier, planes } => {
+                let d = &self.inner.data;
+                // SAFETY: the fds are dups owned by this frame's buffer state
+                // (kept in `_mappings`) and stay open while `self` lives.
+                Some(unsafe { dmabuf_view(d.format, d.width, d.height, *modifier, planes) })
+            }
             _ => None,
         }
+    }
+}
+
+/// A borrowed DMA-BUF description of DMA-BUF frame planes.
+///
+/// # Safety
+/// Every plane's fd must stay open for the lifetime `'a` chosen by the
+/// caller.
+pub(crate) unsafe fn dmabuf_view<'a>(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    modifier: u64,
+    planes: &[DmaPlane],
+) -> Dmabuf<BorrowedFd<'a>> {
+    Dmabuf {
+        width,
+        height,
+        format: format.to_drm(),
+        modifier,
+        planes: planes
+            .iter()
+            .map(|p| DmabufPlane {
+                // SAFETY: open for 'a (this function's contract).
+                fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
+                offset: p.offset,
+                stride: p.stride,
+            })
+            .collect(),
     }
 }
 

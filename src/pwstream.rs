@@ -16,15 +16,15 @@ use crate::buffer::{
     self, ChunkDesc, DataDesc, DropReason, Invalid, MapError, Mapping, ShmLayout, DROP_REASONS,
 };
 use crate::capture::LoopState;
-use crate::dmabuf::{Dmabuf, DmabufPlane};
 use crate::error::{wrd_status, Error, Result};
 use crate::format::PixelFormat;
-use crate::frame::{flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane, Region};
+use crate::frame::{
+    dmabuf_view, flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane, Region,
+};
 use crate::import::{Imported, Importer};
 use crate::negotiation::{self, data_type, NegotiatedFormat, Offer};
 use crate::stream::{BufferHold, BufferType, Event, StreamShared, StreamState};
 use crate::sync::{ReleaseSignaler, ReleaseTracker, SyncPoints};
-use std::os::fd::BorrowedFd;
 
 /// Most damage rectangles kept when accumulating; past it, their bounding box.
 const MAX_ACCUMULATED_RECTS: usize = 32;
@@ -712,22 +712,9 @@ fn build_frame(
             });
         }
         if let (Some(imp), None) = (&importer, &bs.imported) {
-            let buf = Dmabuf {
-                width: f.width,
-                height: f.height,
-                format: f.format.to_drm(),
-                modifier,
-                planes: planes
-                    .iter()
-                    .map(|p| DmabufPlane {
-                        // SAFETY: the fds are our dups, kept open by
-                        // `bs.maps` for the duration of this borrow.
-                        fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
-                        offset: p.offset,
-                        stride: p.stride,
-                    })
-                    .collect(),
-            };
+            // SAFETY: the fds are our dups, kept open by `bs.maps` for the
+            // duration of this borrow.
+            let buf = unsafe { dmabuf_view(f.format, f.width, f.height, modifier, &planes) };
             match imp.import(&buf) {
                 Ok(i) => bs.imported = Some(Arc::new(i)),
                 Err(e) => {
