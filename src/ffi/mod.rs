@@ -10,6 +10,7 @@
 #[macro_use]
 pub mod panic;
 pub mod capture;
+pub mod drm;
 pub mod frame;
 pub mod handles;
 pub mod import;
