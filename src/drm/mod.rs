@@ -419,9 +419,12 @@ impl DrmSource {
             TargetState::NotDriven => Err(Error::InvalidState(format!(
                 "{what} is connected but no CRTC drives it (no mode set)"
             ))),
-            TargetState::CrtcOff { crtc } => Err(Error::InvalidState(format!(
-                "CRTC {crtc} ({what}) is off: it scans out no framebuffer"
-            ))),
+            TargetState::CrtcOff { crtc } => Err(Error::InvalidState(match self.target {
+                Target::Crtc(_) => format!("CRTC {crtc} is off: it scans out no framebuffer"),
+                Target::Connector(_) => {
+                    format!("CRTC {crtc} ({what}) is off: it scans out no framebuffer")
+                }
+            })),
         }
     }
 
