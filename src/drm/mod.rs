@@ -366,6 +366,13 @@ impl DrmSource {
         self.exports
     }
 
+    /// How [`next_frame`](Self::next_frame) waits: `Some(true)` on vblanks,
+    /// `Some(false)` by polling (the driver has no vblank support), `None`
+    /// before it first waited.
+    pub fn waits_on_vblank(&self) -> Option<bool> {
+        self.vblank
+    }
+
     /// Where the target stands: which CRTC and framebuffer, or why there is
     /// nothing to capture.
     pub fn state(&self) -> Result<TargetState> {
@@ -460,7 +467,10 @@ impl DrmSource {
     /// captured (a page flip or mode change), up to `timeout`, and return
     /// it. Waits on vblanks where the driver reports them (`WAIT_VBLANK`),
     /// else polls every `poll` (the caller's rate). [`Error::Timeout`] when
-    /// nothing changed in time. The first call returns the current frame.
+    /// nothing changed in time (a vblank wait may overrun `timeout` by up to
+    /// one frame, or the kernel's 3 s limit if the CRTC stops). The first call
+    /// returns the current frame. With a CRTC that never flips (front-buffer
+    /// rendering), call [`capture`](Self::capture) at your rate instead.
     pub fn next_frame(&mut self, timeout: Duration, poll: Duration) -> Result<Frame> {
         let deadline = Instant::now() + timeout;
         loop {

@@ -399,10 +399,15 @@ fn privileged(rep: &mut Report, s: Setup) {
                 Err(format!("buffers seen {seen_k:?}, fbs {fbs:?}"))
             }
             None => Ok(format!(
-                "{} flips in {:.2}s, fbs {fbs:?}, flip counters {counters:?}, exports {}",
+                "{} flips in {:.2}s, fbs {fbs:?}, flip counters {counters:?}, exports {}, waits on {}",
                 fbs.len(),
                 t0.elapsed().as_secs_f64(),
-                src.export_count()
+                src.export_count(),
+                match src.waits_on_vblank() {
+                    Some(true) => "vblanks",
+                    Some(false) => "polling (no vblank support)",
+                    None => "nothing yet",
+                }
             )),
         },
     );
@@ -440,7 +445,40 @@ fn privileged(rep: &mut Report, s: Setup) {
             }
         }
     }
+    let held = r.is_ok();
     rep.check("mode change picked up", r);
+
+    // The flipper now holds one framebuffer: captures must reuse its export.
+    if held {
+        let exports = src.export_count();
+        let a = src.capture();
+        let b = src.capture();
+        rep.check(
+            "unchanged framebuffer is not re-exported (held)",
+            match (a, b) {
+                (Ok(a), Ok(b))
+                    if a.data().buffer_index == s.fb2
+                        && b.sequence() == a.sequence()
+                        && src.export_count() == exports =>
+                {
+                    Ok(format!(
+                        "2 captures of fb {}: sequence {} both times, exports still {exports}",
+                        s.fb2,
+                        a.sequence()
+                    ))
+                }
+                (Ok(a), Ok(b)) => Err(format!(
+                    "fb {} / {}, sequence {} / {}, exports {exports} -> {}",
+                    a.data().buffer_index,
+                    b.data().buffer_index,
+                    a.sequence(),
+                    b.sequence(),
+                    src.export_count()
+                )),
+                (Err(e), _) | (_, Err(e)) => Err(format!("{:?}: {e}", e.status())),
+            },
+        );
+    }
 
     // The C API on the same device: a frame with the same description.
     {
