@@ -56,6 +56,15 @@
 #define WRD_CONVERT_THREADS_AUTO UINT32_MAX
 
 /**
+ * Connector states (`wrd_drm_connector.connection`).
+ */
+#define WRD_DRM_CONNECTED 1
+
+#define WRD_DRM_DISCONNECTED 2
+
+#define WRD_DRM_CONNECTION_UNKNOWN 3
+
+/**
  * Pixel formats (`WRD_FORMAT_*`; the numbers never change).
  */
 #define WRD_FORMAT_BGRX 1
@@ -291,6 +300,11 @@ typedef enum wrd_status {
 typedef struct wrd_capture wrd_capture;
 
 /**
+ * A DRM/KMS capture source (opaque).
+ */
+typedef struct wrd_drm_source wrd_drm_source;
+
+/**
  * A frame (opaque). Frames given to a callback are borrowed for the call;
  * frames from `wrd_stream_pull` or `wrd_frame_ref` are owned and released
  * with `wrd_frame_release`.
@@ -450,6 +464,77 @@ typedef struct wrd_convert_options {
    */
   uint32_t backend;
 } wrd_convert_options;
+
+/**
+ * A connector (output).
+ */
+typedef struct wrd_drm_connector {
+  /**
+   * KMS object id (pass it to `wrd_drm_source_new`).
+   */
+  uint32_t id;
+  /**
+   * `WRD_DRM_CONNECTED`, `WRD_DRM_DISCONNECTED` or `WRD_DRM_CONNECTION_UNKNOWN`.
+   */
+  uint32_t connection;
+  /**
+   * The CRTC driving it, 0 when none.
+   */
+  uint32_t crtc_id;
+  /**
+   * Number of modes it offers (`wrd_drm_connector_modes` lists them).
+   */
+  uint32_t n_modes;
+  /**
+   * `"Virtual-1"`, `"HDMI-A-2"`, ...: NUL-terminated, truncated to fit.
+   */
+  char name[32];
+} wrd_drm_connector;
+
+/**
+ * A video mode.
+ */
+typedef struct wrd_drm_mode {
+  uint32_t width;
+  uint32_t height;
+  /**
+   * Vertical refresh in Hz.
+   */
+  uint32_t refresh_hz;
+  /**
+   * Pixel clock in kHz.
+   */
+  uint32_t clock_khz;
+  /**
+   * Non-zero for the connector's preferred mode.
+   */
+  uint32_t preferred;
+} wrd_drm_mode;
+
+/**
+ * A CRTC (scanout engine).
+ */
+typedef struct wrd_drm_crtc {
+  /**
+   * KMS object id (pass it to `wrd_drm_source_new`).
+   */
+  uint32_t id;
+  /**
+   * Index among the device's CRTCs.
+   */
+  uint32_t index;
+  /**
+   * Non-zero when it runs a mode (`mode` is then set).
+   */
+  uint32_t active;
+  /**
+   * The framebuffer its primary plane scans out, 0 when none.
+   */
+  uint32_t fb_id;
+  uint32_t x;
+  uint32_t y;
+  struct wrd_drm_mode mode;
+} wrd_drm_crtc;
 
 /**
  * One plane of a frame.
@@ -984,6 +1069,97 @@ bool wrd_convert_supported(uint32_t src_format, uint32_t dst_format);
  * thread; never fails.
  */
 uint32_t wrd_convert_simd_level(void);
+
+/**
+ * List the connectors of a DRM device: `card_path` (NULL for
+ * `/dev/dri/card0`) or, when `fd >= 0`, that open DRM fd (not taken: it
+ * stays the caller's). Writes up to `cap` entries to `out` and the number
+ * of connectors to `*n_out`; pass `out = NULL, cap = 0` to ask the count.
+ * Needs no DRM master. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`n_out` NULL, or `out` NULL with `cap > 0`);
+ * WRD_ERR_BUFFER_TOO_SMALL (`*n_out` says how many are needed);
+ * WRD_ERR_IO (no such device: errno ENOENT, or another I/O error);
+ * WRD_ERR_PERMISSION (the device may not be opened);
+ * WRD_ERR_UNSUPPORTED (not a KMS device).
+ */
+enum wrd_status wrd_drm_list_connectors(const char *card_path, int fd, struct wrd_drm_connector *out, size_t cap, size_t *n_out);
+
+/**
+ * List the modes connector `connector_id` offers (device as for
+ * `wrd_drm_list_connectors`), the same way: up to `cap` entries to `out`,
+ * the count to `*n_out`. Any thread.
+ *
+ * Errors: as `wrd_drm_list_connectors`, plus WRD_ERR_NODE_NOT_FOUND (no
+ * such connector).
+ */
+enum wrd_status wrd_drm_connector_modes(const char *card_path, int fd, uint32_t connector_id, struct wrd_drm_mode *out, size_t cap, size_t *n_out);
+
+/**
+ * List the CRTCs of a DRM device (device as for `wrd_drm_list_connectors`),
+ * the same way: up to `cap` entries to `out`, the count to `*n_out`. Any
+ * thread.
+ *
+ * Errors: as `wrd_drm_list_connectors`.
+ */
+enum wrd_status wrd_drm_list_crtcs(const char *card_path, int fd, struct wrd_drm_crtc *out, size_t cap, size_t *n_out);
+
+/**
+ * Create a source that captures what a CRTC scans out, as DMA-BUF frames.
+ *
+ * Device: `card_path` (NULL for `/dev/dri/card0`), or, when `fd >= 0`, that
+ * open DRM fd, duplicated (the caller keeps its own; a dup of a DRM master
+ * fd is master too). Target: `connector_id` (the CRTC driving it, followed
+ * when it changes), or, when `connector_id` is 0, `crtc_id`. Any thread;
+ * the source may be used from any thread (calls are serialised).
+ *
+ * Capturing needs DRM master or CAP_SYS_ADMIN: the kernel gives
+ * framebuffer handles to no one else; without them
+ * `wrd_drm_source_capture` fails with WRD_ERR_PERMISSION.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`out` NULL); WRD_ERR_INVALID_ARGUMENT (both
+ * ids 0, or a path that is not UTF-8); WRD_ERR_IO (no such device: errno
+ * ENOENT, or another I/O error); WRD_ERR_PERMISSION (the device may not be
+ * opened); WRD_ERR_UNSUPPORTED (not a KMS device); WRD_ERR_NODE_NOT_FOUND
+ * (no such connector or CRTC).
+ */
+enum wrd_status wrd_drm_source_new(const char *card_path, int fd, uint32_t connector_id, uint32_t crtc_id, struct wrd_drm_source **out);
+
+/**
+ * The frame the source's CRTC shows now, as an owned frame (release it
+ * with `wrd_frame_release`): a DMA-BUF frame (`WRD_BUFFER_DMABUF`) with the
+ * framebuffer's planes, fourcc and modifier (`DRM_FORMAT_MOD_INVALID` when
+ * the framebuffer was made without one). Import it with a `wrd_importer`,
+ * or read it with `wrd_dmabuf_read_pixels` when it is linear (dumb buffers
+ * are). The framebuffer is exported once: while the CRTC shows the same
+ * one, each call returns the same buffer (same `sequence`; its pixels are
+ * the live scanout memory). Call it at the rate you want frames. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER; WRD_ERR_INVALID_STATE (unknown handle; or
+ * the connector is disconnected, not driven by a CRTC, or its CRTC is off);
+ * WRD_ERR_PERMISSION (neither DRM master nor CAP_SYS_ADMIN);
+ * WRD_ERR_NODE_NOT_FOUND (the connector or CRTC went away);
+ * WRD_ERR_UNSUPPORTED (a framebuffer format with no `WRD_FORMAT_*`);
+ * WRD_ERR_IO.
+ */
+enum wrd_status wrd_drm_source_capture(struct wrd_drm_source *src, struct wrd_frame **out);
+
+/**
+ * Wait up to `timeout_ms` for the CRTC to show a framebuffer other than the
+ * last one captured (a page flip or a mode change) and return it as
+ * `wrd_drm_source_capture` does. Waits on vblanks where the driver has
+ * them, else checks every `poll_ms` (0: 16). The first call returns the
+ * current frame at once. Any thread.
+ *
+ * Errors: as `wrd_drm_source_capture`, plus WRD_ERR_TIMEOUT.
+ */
+enum wrd_status wrd_drm_source_next_frame(struct wrd_drm_source *src, uint32_t timeout_ms, uint32_t poll_ms, struct wrd_frame **out);
+
+/**
+ * Destroy a source (NULL is ignored). Frames it gave stay valid until
+ * released. A second destroy returns WRD_ERR_INVALID_STATE. Any thread.
+ */
+enum wrd_status wrd_drm_source_destroy(struct wrd_drm_source *src);
 
 /**
  * Fill `*out` with the frame's data and metadata. Pointers inside stay

@@ -194,6 +194,20 @@ impl std::fmt::Debug for Frame {
 }
 
 impl Frame {
+    /// A frame that holds no PipeWire buffer (the DRM source's): its memory
+    /// stays alive through `mappings`.
+    pub(crate) fn unheld(data: FrameData, mappings: Vec<Arc<Mapping>>) -> Frame {
+        Frame {
+            inner: Arc::new(FrameInner {
+                data,
+                _mappings: mappings,
+                _hold: None,
+                imported: None,
+                importer: None,
+            }),
+        }
+    }
+
     /// All data of the frame.
     pub fn data(&self) -> &FrameData {
         &self.inner.data

@@ -16,6 +16,7 @@ pub mod buffer;
 pub mod capture;
 pub mod convert;
 pub mod dmabuf;
+pub mod drm;
 pub mod error;
 pub mod ffi;
 pub mod format;

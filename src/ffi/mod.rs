@@ -11,6 +11,7 @@
 pub mod panic;
 pub mod capture;
 pub mod convert;
+pub mod drm;
 pub mod frame;
 pub mod handles;
 pub mod import;
