@@ -17,6 +17,9 @@ packages=(
     python3-pytest python3-numpy libyuv-dev valgrind
     # The demo and the C examples: PNG output.
     libpng-dev
+    # The DRM/KMS source's VM test (tools/drm-vm): a kernel with virtio-gpu
+    # booted under qemu (software emulation), busybox for its initramfs.
+    qemu-system-x86 linux-image-amd64 busybox-static cpio
 )
 
 missing=()

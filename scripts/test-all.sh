@@ -27,6 +27,9 @@ step "Rust unit and integration tests (C programs included) against PipeWire $(p
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-all.log
 grep -E '^test result:' target/test-all.log | awk '{p+=$4; f+=$6} END {printf "rust: %d passed, %d failed\n", p, f}'
 
+step "DRM/KMS source in a VM (virtio-gpu under qemu)"
+bash tools/drm-vm/run.sh 2>&1 | tail -n 20
+
 if [ -d bindings/python/tests ]; then
     step "Python tests"
     cargo build --release -p wrd-capture
