@@ -211,8 +211,6 @@ enum Neg {
     ShmFallback,
 }
 
-// `ShmFallback { .. }` matches whether the variant carries fields or not.
-#[allow(clippy::unneeded_struct_pattern)]
 fn negotiation(events: &[Event]) -> Vec<Neg> {
     events
         .iter()
@@ -220,7 +218,7 @@ fn negotiation(events: &[Event]) -> Vec<Neg> {
             Event::FormatChanged(f) => Some(Neg::Format(f.modifier)),
             Event::ImportFailed { modifier, .. } => Some(Neg::ImportFailed(*modifier)),
             Event::Renegotiating { modifier, .. } => Some(Neg::Renegotiating(*modifier)),
-            Event::ShmFallback { .. } => Some(Neg::ShmFallback),
+            Event::ShmFallback => Some(Neg::ShmFallback),
             _ => None,
         })
         .collect()
