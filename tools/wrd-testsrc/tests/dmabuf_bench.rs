@@ -141,6 +141,10 @@ unsafe fn check_dmabuf(
     if datas.len() < fmt.planes() {
         return Err(format!("{} datas for {} planes", datas.len(), fmt.planes()));
     }
+    // SAFETY (the unsafe operations below): lseek/mmap/munmap act on the
+    // datas' open fds and on our own mappings only; chunks are valid by the
+    // caller's contract; each slice lies inside its mapping (offset checked
+    // against the fd's size) and is used before the munmap at the end.
     let mut maps = Vec::new();
     let mut result = Ok(());
     let mut planes: Vec<&[u8]> = Vec::new();
