@@ -482,6 +482,42 @@ fn fixation_takes_only_an_allocatable_modifier() {
     assert!(seen.frames.iter().all(|f| f.modifier == Some(B)));
 }
 
+/// Nothing allocatable (`--alloc-modifiers` outside the offer): the
+/// producer withdraws the candidates and only SHM is left: Formats exactly
+/// [choice [A], SHM], MemFd frames.
+#[test]
+fn nothing_allocatable_withdraws_to_shm() {
+    let sb = Sandbox::start();
+    let prod = Producer::spawn(
+        &sb,
+        &[
+            "--modifiers",
+            "0x0100000000000001",
+            "--alloc-modifiers",
+            "linear",
+            "--rate",
+            "60",
+        ],
+    );
+    let seen = consume(
+        &sb,
+        prod.nodes()[0].id,
+        plan(PixelFormat::Bgrx, &[A, B], true, 10),
+    );
+    assert_eq!(seen.frames.len(), 10, "{seen:?}");
+    assert_eq!(
+        seen.formats,
+        vec![FormatModifier::Choice(vec![A]), FormatModifier::Shm]
+    );
+    assert_checked(&seen.frames);
+    assert!(seen.frames.iter().all(|f| f.data_type == MEMFD));
+    let log = prod.stderr();
+    assert!(
+        log.contains("cannot allocate any of [0x0100000000000001]; offering []"),
+        "{log}"
+    );
+}
+
 /// The consumer drops A after 10 frames (its own update_params, as after a
 /// failed import): the producer gets a choice of B, fixates B, DMA-BUF
 /// frames with B follow; then B is dropped and SHM frames follow. Formats
