@@ -497,9 +497,16 @@ pub fn parse_format(pod: &Pod) -> Result<NegotiatedFormat, FormatError> {
                 _ => None,
             })
             .collect();
+        // DONT_FIXATE, not the number of values, says fixation is pending
+        // (PipeWire's dma-buf.dox): with one modifier left the Format still
+        // carries the flag until the producer sends its fixated one.
+        let pending = obj.properties.iter().any(|p| {
+            p.key == FormatProperties::VideoModifier.as_raw()
+                && p.flags.contains(PropertyFlags::DONT_FIXATE)
+        });
         match mods.len() {
             0 => None,
-            1 => Some(mods[0]),
+            1 if !pending => Some(mods[0]),
             _ => return Err(FormatError::ModifierNotFixed(mods)),
         }
     };
@@ -772,10 +779,20 @@ mod tests {
             parse_format(Pod::from_bytes(&bytes).unwrap()),
             Err(FormatError::ModifierNotFixed(vec![5, 7]))
         );
-        // Fixed to one modifier: parsed.
+        // One modifier left but still DONT_FIXATE: pending.
         for p in o.properties.iter_mut() {
             if p.key == FormatProperties::VideoModifier.as_raw() {
                 p.value = Value::Long(7);
+            }
+        }
+        assert_eq!(
+            parse_format(Pod::from_bytes(&serialize(o.clone())).unwrap()),
+            Err(FormatError::ModifierNotFixed(vec![7]))
+        );
+        // Fixed by the producer (no DONT_FIXATE): parsed.
+        for p in o.properties.iter_mut() {
+            if p.key == FormatProperties::VideoModifier.as_raw() {
+                p.flags.remove(PropertyFlags::DONT_FIXATE);
             }
         }
         let f = parse_format(Pod::from_bytes(&serialize(o)).unwrap()).unwrap();
