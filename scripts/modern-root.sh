@@ -210,17 +210,23 @@ build() {
 
 mkdir -p "$(dirname "$ROOT")"
 exec 9>>"$LOCK"
-if ! flock -x -w "${WRD_MODERN_LOCK_WAIT:-3600}" 9; then
-    die "timed out waiting for $LOCK (another build or a running leg holds it)"
-fi
-
+WAIT=${WRD_MODERN_LOCK_WAIT:-3600}
 t_start=$(date +%s%N)
+# Fast path under a shared lock (running legs hold it shared too, so checking
+# never waits for them); building needs it exclusively.
+flock -s -w "$WAIT" 9 || die "timed out waiting for $LOCK (a build is running)"
 if [ "$REBUILD" = 0 ] && stamp_ok "$ROOT"; then
     log "reusing $ROOT ($(grep -E '^(pipewire|wireplumber)=' "$ROOT/$STAMP_NAME" | tr '\n' ' '))"
 else
-    [ "$REBUILD" = 1 ] && log "--rebuild given"
-    [ -e "$ROOT" ] && ! stamp_ok "$ROOT" && log "existing root is incomplete, stale or of other versions: rebuilding"
-    build
+    flock -u 9
+    flock -x -w "$WAIT" 9 || die "timed out waiting for $LOCK (another build or a running leg holds it)"
+    if [ "$REBUILD" = 0 ] && stamp_ok "$ROOT"; then
+        log "reusing $ROOT (built meanwhile by another run)"
+    else
+        [ "$REBUILD" = 1 ] && log "--rebuild given"
+        [ -e "$ROOT" ] && ! stamp_ok "$ROOT" && log "existing root is incomplete, stale or of other versions: rebuilding"
+        build
+    fi
 fi
 show_versions "$ROOT" | sed 's/^/modern-root:   /' >&2
 log "ready in $(( ($(date +%s%N) - t_start) / 1000000 )) ms: $ROOT"
