@@ -143,6 +143,43 @@ consumer "(no target)"                          stream-properties="$V"
 consumer "path=<id>, no media.type"             path=@XID@
 consumer "path=<id>, autoconnect=false"         path=@XID@ autoconnect=false stream-properties="$V"
 
+# The same with a pw_stream consumer built on the host against 0.3.65
+# (examples/pw_probe.rs): pw_stream_connect(target_id) sets node.target=<id>.
+probe() {
+    local label=$1; shift
+    local log="$T/probe.log" t0 rc src a args=()
+    [[ $label =~ ${WRD_SMOKE_ONLY:-.} ]] || return 0
+    echo "---- probe: $label" >>"$T/wireplumber.log"
+    ensure_producers
+    for a in "$@"; do a=${a//@XID@/$XID}; args+=("${a//@XSERIAL@/$XSERIAL}"); done
+    t0=$(date +%s%N)
+    "$PROBE" "${args[@]}" --frames 60 --timeout 10 >"$log" 2>&1
+    rc=$?
+    local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    if grep -q ' 320x240' "$log"; then src=x; elif grep -q ' 640x480' "$log"; then src="y (fallback)"; else src=-; fi
+    local what
+    case $rc in
+        0) what=OK ;;
+        1) what="ERROR: $(grep -m1 -o 'Error(.*' "$log" | cut -c1-80)" ;;
+        2) what="TIMEOUT (not linked)" ;;
+        *) what="FAIL rc=$rc: $(tail -n1 "$log")" ;;
+    esac
+    printf '%-42s %-8s %-13s %6d ms  (x: id %s serial %s)\n' "$label" "${what%% *}" "$src" "$ms" "$XID" "$XSERIAL"
+    [ "$what" = OK ] || [ "$what" = "${what%% *}" ] || printf '%-42s   %s\n' "" "$what"
+    return 0
+}
+PROBE=${WRD_SMOKE_PROBE:-}
+if [ -n "$PROBE" ]; then
+    echo "== pw_stream consumer: $PROBE ($("$PROBE" --frames 0 --timeout 0.01 2>/dev/null | sed -n 's/^library /library /p'))"
+    probe "probe --target-id <id>"                         --target-id @XID@
+    probe "probe target.object=<serial>"                   --prop target.object=@XSERIAL@
+    probe "probe target.object=<name>"                     --prop target.object=wrd-smoke-x
+    probe "probe target.object=<id> +dont-fallback"        --prop target.object=@XID@ --prop node.dont-fallback=true
+    probe "probe --target-id 9999 (missing)"               --target-id 9999
+    probe "probe --target-id 9999 +dont-fallback"          --target-id 9999 --prop node.dont-fallback=true
+    probe "probe --target-id <id>, no media.type"          --target-id @XID@ --prop media.type=
+fi
+
 if [ "${WRD_SMOKE_KEEP_LOGS:-0}" = 1 ]; then
     mkdir -p "${WRD_SMOKE_LOG_DIR:-/tmp}/wrd-smoke-logs"
     cp "$T"/*.log "${WRD_SMOKE_LOG_DIR:-/tmp}/wrd-smoke-logs/"
