@@ -1,1 +1,8 @@
-//! Test producer library: the checkable picture, the sandbox fixture.
+//! Test bench for wrd-capture: the checkable picture ([`pattern`]), a private
+//! PipeWire ([`Sandbox`]) and the `wrd-testsrc` producer process
+//! ([`Producer`]).
+
+pub mod pattern;
+pub mod sandbox;
+
+pub use sandbox::{NodeInfo, Producer, Sandbox};

@@ -1,1 +1,1000 @@
-fn main() {}
+//! wrd-testsrc: a PipeWire screencast producer that behaves like a
+//! compositor's, drawing the checkable picture of `wrd_testsrc::pattern`.
+//!
+//! Each stream is an output `pw_stream` (`media.class=Video/Source`) that
+//! drives its graph from a timer and allocates its own MemFd buffers
+//! (`PW_STREAM_FLAG_DRIVER | PW_STREAM_FLAG_ALLOC_BUFFERS`), one memfd per
+//! plane, with Header, VideoDamage, VideoCrop and Cursor metadata.
+//!
+//! stdout protocol: once every stream has a node id, one line per stream
+//! `node <index> <node_id> <node_name>`, then `ready`. Logs go to stderr.
+//! Exit status: 0 after `--frames` frames per stream or on SIGTERM/SIGINT,
+//! 1 on a PipeWire error (e.g. the daemon went away), 2 on bad arguments.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::os::raw::c_void;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use libspa::param::format::{MediaSubtype, MediaType};
+use libspa::param::format_utils::parse_format;
+use libspa::param::video::VideoInfoRaw;
+use libspa::pod::serialize::PodSerializer;
+use libspa::pod::{ChoiceValue, Object, Pod, Property, Value};
+use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
+use libspa_sys as spa_sys;
+use pipewire as pw;
+use pipewire_sys as pw_sys;
+use pw::stream::{StreamFlags, StreamRef, StreamState};
+use wrd_capture::{PixelFormat, PlaneLayout};
+use wrd_testsrc::pattern;
+
+const USAGE: &str = "\
+usage: wrd-testsrc [options]
+  --streams N         number of Video/Source nodes (default 1)
+  --format F[,F...]   SPA format names, cycled over the streams (default BGRx):
+                      BGRx BGRA RGBx RGBA RGB BGR NV12 I420 YUY2 GRAY8
+  --size WxH          base frame size (default 320x240)
+  --rate FPS          frames per second (default 30)
+  --resize-every K    every K frames switch between the base size and 3/4 of it
+                      (renegotiates the format; default 0 = never)
+  --frames N          stop after N frames per stream, then exit 0
+  --name PREFIX       node.name = PREFIX-<index> (default wrd-testsrc)
+  --no-cursor         do not offer the Cursor meta
+  --no-damage         do not offer the VideoDamage meta
+  --one-block         all planes in one data block (default: one per plane)
+  --stride-align N    align row strides to N bytes (power of two, default 4)
+  --buffers N         preferred number of buffers (default 4)
+stdout: `node <index> <node_id> <node_name>` per stream, then `ready`.";
+
+/// The largest cursor bitmap the Cursor meta has room for.
+const CURSOR_META_SIZE: usize = std::mem::size_of::<spa_sys::spa_meta_cursor>()
+    + std::mem::size_of::<spa_sys::spa_meta_bitmap>()
+    + (pattern::CURSOR_MAX_SIZE * pattern::CURSOR_MAX_SIZE * 4) as usize;
+const MAX_DAMAGE_REGIONS: usize = 16;
+
+#[derive(Clone, Debug)]
+struct Args {
+    streams: u32,
+    formats: Vec<PixelFormat>,
+    width: u32,
+    height: u32,
+    rate: u32,
+    resize_every: u32,
+    frames: Option<u64>,
+    name: String,
+    cursor: bool,
+    damage: bool,
+    one_block: bool,
+    stride_align: usize,
+    buffers: u32,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        streams: 1,
+        formats: vec![PixelFormat::Bgrx],
+        width: 320,
+        height: 240,
+        rate: 30,
+        resize_every: 0,
+        frames: None,
+        name: "wrd-testsrc".into(),
+        cursor: true,
+        damage: true,
+        one_block: false,
+        stride_align: 4,
+        buffers: 4,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{name}: bad number {v:?}"))
+        }
+        match key.as_str() {
+            "--streams" => a.streams = num(&key, &value(&key)?)?,
+            "--format" => {
+                a.formats = value(&key)?
+                    .split(',')
+                    .map(|f| {
+                        PixelFormat::from_name(f.trim())
+                            .ok_or_else(|| format!("unknown format {f:?}"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--size" => {
+                let v = value(&key)?;
+                let (w, h) = v
+                    .split_once(['x', 'X'])
+                    .ok_or_else(|| format!("--size: expected WxH, got {v:?}"))?;
+                a.width = num(&key, w)?;
+                a.height = num(&key, h)?;
+            }
+            "--rate" => a.rate = num(&key, &value(&key)?)?,
+            "--resize-every" => a.resize_every = num(&key, &value(&key)?)?,
+            "--frames" => a.frames = Some(num(&key, &value(&key)?)?),
+            "--name" => a.name = value(&key)?,
+            "--no-cursor" => a.cursor = false,
+            "--no-damage" => a.damage = false,
+            "--one-block" => a.one_block = true,
+            "--stride-align" => a.stride_align = num(&key, &value(&key)?)?,
+            "--buffers" => a.buffers = num(&key, &value(&key)?)?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    if a.streams == 0 || a.formats.is_empty() {
+        return Err("need at least one stream and one format".into());
+    }
+    if a.width == 0 || a.height == 0 || a.width > 16384 || a.height > 16384 {
+        return Err("--size: width and height must be 1..=16384".into());
+    }
+    if a.rate == 0 || a.rate > 1000 {
+        return Err("--rate must be 1..=1000".into());
+    }
+    if !a.stride_align.is_power_of_two() || a.stride_align > 4096 {
+        return Err("--stride-align must be a power of two <= 4096".into());
+    }
+    if !(2..=16).contains(&a.buffers) {
+        return Err("--buffers must be 2..=16".into());
+    }
+    Ok(a)
+}
+
+/// The format a stream negotiated, and where its planes go.
+#[derive(Clone, Debug)]
+struct Negotiated {
+    width: u32,
+    height: u32,
+    planes: Vec<PlaneLayout>,
+}
+
+struct Ctx {
+    index: u32,
+    fmt: PixelFormat,
+    args: Rc<Args>,
+    node_name: String,
+    neg: Option<Negotiated>,
+    /// The next frame's sequence number.
+    seq: u64,
+    streaming: bool,
+    /// A new EnumFormat went out; waiting for the Format that answers it.
+    resize_pending: Option<(u32, u32)>,
+    /// Size of the last frame sent (a different size means full damage).
+    last_size: Option<(u32, u32)>,
+    /// Buffers whose memory we allocated (kept for teardown checks).
+    buffers: usize,
+}
+
+impl Ctx {
+    fn done(&self) -> bool {
+        self.args.frames.is_some_and(|n| self.seq >= n)
+    }
+
+    /// True when the next frame can be produced at the negotiated size.
+    fn ready_for_frame(&self) -> bool {
+        let want = pattern::size_at(
+            self.args.width,
+            self.args.height,
+            self.args.resize_every,
+            self.seq,
+        );
+        self.streaming
+            && !self.done()
+            && self.buffers > 0
+            && self
+                .neg
+                .as_ref()
+                .is_some_and(|n| (n.width, n.height) == want)
+    }
+}
+
+fn serialize(value: Value) -> Vec<u8> {
+    PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
+        .expect("pod serialization")
+        .0
+        .into_inner()
+}
+
+fn object(type_: u32, id: u32, properties: Vec<Property>) -> Vec<u8> {
+    serialize(Value::Object(Object {
+        type_,
+        id,
+        properties,
+    }))
+}
+
+fn enum_format(fmt: PixelFormat, w: u32, h: u32, rate: u32) -> Vec<u8> {
+    object(
+        spa_sys::SPA_TYPE_OBJECT_Format,
+        spa_sys::SPA_PARAM_EnumFormat,
+        vec![
+            Property::new(
+                spa_sys::SPA_FORMAT_mediaType,
+                Value::Id(Id(spa_sys::SPA_MEDIA_TYPE_video)),
+            ),
+            Property::new(
+                spa_sys::SPA_FORMAT_mediaSubtype,
+                Value::Id(Id(spa_sys::SPA_MEDIA_SUBTYPE_raw)),
+            ),
+            Property::new(
+                spa_sys::SPA_FORMAT_VIDEO_format,
+                Value::Id(Id(fmt.to_spa().as_raw())),
+            ),
+            Property::new(
+                spa_sys::SPA_FORMAT_VIDEO_size,
+                Value::Rectangle(Rectangle {
+                    width: w,
+                    height: h,
+                }),
+            ),
+            Property::new(
+                spa_sys::SPA_FORMAT_VIDEO_framerate,
+                Value::Fraction(Fraction {
+                    num: rate,
+                    denom: 1,
+                }),
+            ),
+        ],
+    )
+}
+
+fn meta_param(type_: u32, size: Value) -> Vec<u8> {
+    object(
+        spa_sys::SPA_TYPE_OBJECT_ParamMeta,
+        spa_sys::SPA_PARAM_Meta,
+        vec![
+            Property::new(spa_sys::SPA_PARAM_META_type, Value::Id(Id(type_))),
+            Property::new(spa_sys::SPA_PARAM_META_size, size),
+        ],
+    )
+}
+
+fn int_range(default: i32, min: i32, max: i32) -> Value {
+    Value::Choice(ChoiceValue::Int(Choice(
+        ChoiceFlags::empty(),
+        ChoiceEnum::Range { default, min, max },
+    )))
+}
+
+/// Buffers and Meta params for a negotiated format.
+fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
+    let blocks = if args.one_block { 1 } else { neg.planes.len() };
+    let size = if args.one_block {
+        let last = neg.planes.last().expect("a plane");
+        last.offset + last.stride * last.rows
+    } else {
+        neg.planes
+            .iter()
+            .map(|p| p.stride * p.rows)
+            .max()
+            .unwrap_or(0)
+    };
+    let memfd = 1i32 << spa_sys::SPA_DATA_MemFd;
+    let mut params = vec![object(
+        spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
+        spa_sys::SPA_PARAM_Buffers,
+        vec![
+            Property::new(
+                spa_sys::SPA_PARAM_BUFFERS_buffers,
+                int_range(args.buffers as i32, 2, 16),
+            ),
+            Property::new(spa_sys::SPA_PARAM_BUFFERS_blocks, Value::Int(blocks as i32)),
+            Property::new(spa_sys::SPA_PARAM_BUFFERS_size, Value::Int(size as i32)),
+            Property::new(
+                spa_sys::SPA_PARAM_BUFFERS_stride,
+                Value::Int(neg.planes[0].stride as i32),
+            ),
+            Property::new(
+                spa_sys::SPA_PARAM_BUFFERS_dataType,
+                Value::Choice(ChoiceValue::Int(Choice(
+                    ChoiceFlags::empty(),
+                    ChoiceEnum::Flags {
+                        default: memfd,
+                        flags: vec![memfd],
+                    },
+                ))),
+            ),
+        ],
+    )];
+    params.push(meta_param(
+        spa_sys::SPA_META_Header,
+        Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
+    ));
+    params.push(meta_param(
+        spa_sys::SPA_META_VideoCrop,
+        Value::Int(std::mem::size_of::<spa_sys::spa_meta_region>() as i32),
+    ));
+    if args.damage {
+        let r = std::mem::size_of::<spa_sys::spa_meta_region>() as i32;
+        params.push(meta_param(
+            spa_sys::SPA_META_VideoDamage,
+            int_range(
+                r * MAX_DAMAGE_REGIONS as i32,
+                r,
+                r * MAX_DAMAGE_REGIONS as i32,
+            ),
+        ));
+    }
+    if args.cursor {
+        params.push(meta_param(
+            spa_sys::SPA_META_Cursor,
+            Value::Int(CURSOR_META_SIZE as i32),
+        ));
+    }
+    params
+}
+
+fn update_params(stream: &StreamRef, params: &[Vec<u8>]) {
+    let mut pods: Vec<&Pod> = params
+        .iter()
+        .map(|p| Pod::from_bytes(p).expect("a serialized pod"))
+        .collect();
+    if let Err(e) = stream.update_params(&mut pods) {
+        eprintln!("wrd-testsrc: update_params failed: {e}");
+    }
+}
+
+fn on_param_changed(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>, id: u32, param: Option<&Pod>) {
+    if id != spa_sys::SPA_PARAM_Format {
+        return;
+    }
+    let mut c = ctx.borrow_mut();
+    let Some(param) = param else {
+        c.neg = None;
+        return;
+    };
+    match parse_format(param) {
+        Ok((MediaType::Video, MediaSubtype::Raw)) => {}
+        _ => return,
+    }
+    let mut info = VideoInfoRaw::new();
+    if info.parse(param).is_err() {
+        eprintln!("wrd-testsrc: stream {}: unparsable format", c.index);
+        return;
+    }
+    let size = info.size();
+    if PixelFormat::from_spa(info.format()) != Some(c.fmt) {
+        eprintln!(
+            "wrd-testsrc: stream {}: negotiated {:?}, not {}",
+            c.index,
+            info.format(),
+            c.fmt
+        );
+        return;
+    }
+    let Some((planes, _)) = c
+        .fmt
+        .packed_layout(size.width, size.height, c.args.stride_align)
+    else {
+        eprintln!("wrd-testsrc: stream {}: size overflows", c.index);
+        return;
+    };
+    eprintln!(
+        "wrd-testsrc: stream {} ({}): format {} {}x{} strides {:?}",
+        c.index,
+        c.node_name,
+        c.fmt,
+        size.width,
+        size.height,
+        planes.iter().map(|p| p.stride).collect::<Vec<_>>()
+    );
+    let neg = Negotiated {
+        width: size.width,
+        height: size.height,
+        planes,
+    };
+    if c.resize_pending == Some((size.width, size.height)) {
+        c.resize_pending = None;
+    }
+    let params = buffer_params(&c.args, &neg);
+    c.neg = Some(neg);
+    drop(c);
+    update_params(stream, &params);
+}
+
+/// Where plane `p` lives: (data index, byte offset in that data).
+fn plane_home(one_block: bool, planes: &[PlaneLayout], p: usize) -> (usize, usize) {
+    if one_block {
+        (0, planes[p].offset)
+    } else {
+        (p, 0)
+    }
+}
+
+fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
+    let mut c = ctx.borrow_mut();
+    let Some(neg) = c.neg.clone() else {
+        eprintln!("wrd-testsrc: add_buffer without a format");
+        return;
+    };
+    // SAFETY: PipeWire hands us a valid pw_buffer whose spa_buffer and datas
+    // array (n_datas entries) live until remove_buffer; we are on the loop
+    // thread, nothing else touches them now.
+    let datas = unsafe {
+        let buf = (*buffer).buffer;
+        std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
+    };
+    let one_block = c.args.one_block || datas.len() < neg.planes.len();
+    let sizes: Vec<usize> = if one_block {
+        let last = neg.planes.last().expect("a plane");
+        vec![last.offset + last.stride * last.rows]
+    } else {
+        neg.planes.iter().map(|p| p.stride * p.rows).collect()
+    };
+    for (d, &size) in datas.iter_mut().zip(&sizes) {
+        if d.type_ & (1 << spa_sys::SPA_DATA_MemFd) == 0 {
+            eprintln!("wrd-testsrc: data types {:#x} exclude MemFd", d.type_);
+            return;
+        }
+        // SAFETY: memfd_create with a NUL-terminated name; we own the new fd.
+        let fd = unsafe {
+            libc::memfd_create(
+                c"wrd-testsrc".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        if fd < 0 {
+            eprintln!(
+                "wrd-testsrc: memfd_create: {}",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        // SAFETY: fd is our memfd; ftruncate/fcntl/mmap only act on it.
+        let ptr = unsafe {
+            if libc::ftruncate(fd, size as libc::off_t) < 0 {
+                eprintln!(
+                    "wrd-testsrc: ftruncate: {}",
+                    std::io::Error::last_os_error()
+                );
+                libc::close(fd);
+                return;
+            }
+            libc::fcntl(
+                fd,
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL,
+            );
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            eprintln!("wrd-testsrc: mmap: {}", std::io::Error::last_os_error());
+            // SAFETY: fd is ours and not handed out yet.
+            unsafe { libc::close(fd) };
+            return;
+        }
+        d.type_ = spa_sys::SPA_DATA_MemFd;
+        d.flags = spa_sys::SPA_DATA_FLAG_READWRITE;
+        d.fd = fd as i64;
+        d.mapoffset = 0;
+        d.maxsize = size as u32;
+        d.data = ptr;
+    }
+    c.buffers += 1;
+}
+
+fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
+    // SAFETY: as in add_buffer; the buffer is valid until we return.
+    let datas = unsafe {
+        let buf = (*buffer).buffer;
+        std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
+    };
+    for d in datas {
+        if d.type_ == spa_sys::SPA_DATA_MemFd && !d.data.is_null() && d.fd >= 0 {
+            // SAFETY: data/maxsize/fd are the mapping and memfd we made in
+            // add_buffer; nothing uses them after this.
+            unsafe {
+                libc::munmap(d.data, d.maxsize as usize);
+                libc::close(d.fd as i32);
+            }
+            d.data = std::ptr::null_mut();
+            d.fd = -1;
+        }
+    }
+    let mut c = ctx.borrow_mut();
+    c.buffers = c.buffers.saturating_sub(1);
+}
+
+/// The metadata of `type_` in `buf` if it has at least `size` bytes.
+///
+/// # Safety
+/// `buf` must be a valid spa_buffer.
+unsafe fn find_meta(
+    buf: *mut spa_sys::spa_buffer,
+    type_: u32,
+    size: usize,
+) -> Option<(*mut c_void, usize)> {
+    let metas = std::slice::from_raw_parts((*buf).metas, (*buf).n_metas as usize);
+    metas
+        .iter()
+        .find(|m| m.type_ == type_ && m.size as usize >= size && !m.data.is_null())
+        .map(|m| (m.data, m.size as usize))
+}
+
+fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
+    let mut c = ctx.borrow_mut();
+    if !c.ready_for_frame() {
+        return;
+    }
+    // SAFETY: plain dequeue; a non-null result is ours until queued below.
+    let b = unsafe { stream.dequeue_raw_buffer() };
+    if b.is_null() {
+        eprintln!("wrd-testsrc: stream {}: out of buffers", c.index);
+        return;
+    }
+    let neg = c.neg.clone().expect("checked by ready_for_frame");
+    let (w, h, seq, fmt) = (neg.width, neg.height, c.seq, c.fmt);
+    // SAFETY: b is a dequeued pw_buffer; its spa_buffer, datas and metas are
+    // valid and not used by PipeWire until we queue it.
+    let buf = unsafe { (*b).buffer };
+    // SAFETY: as above.
+    let datas = unsafe { std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize) };
+    let one_block = c.args.one_block || datas.len() < neg.planes.len();
+    if datas
+        .iter()
+        .take(if one_block { 1 } else { neg.planes.len() })
+        .any(|d| d.data.is_null())
+    {
+        eprintln!("wrd-testsrc: stream {}: buffer without memory", c.index);
+        // SAFETY: giving back the buffer we dequeued.
+        unsafe { stream.queue_raw_buffer(b) };
+        return;
+    }
+
+    // The picture.
+    {
+        let mut planes: Vec<&mut [u8]> = Vec::with_capacity(neg.planes.len());
+        if one_block {
+            // SAFETY: data 0 maps maxsize bytes (add_buffer), exclusively ours
+            // while dequeued.
+            let mut rest = unsafe {
+                std::slice::from_raw_parts_mut(datas[0].data as *mut u8, datas[0].maxsize as usize)
+            };
+            let mut at = 0;
+            for l in &neg.planes {
+                let (_, tail) = rest.split_at_mut(l.offset - at);
+                let (plane, tail) = tail.split_at_mut(l.stride * l.rows);
+                planes.push(plane);
+                rest = tail;
+                at = l.offset + l.stride * l.rows;
+            }
+        } else {
+            for (p, l) in neg.planes.iter().enumerate() {
+                let d = &datas[p];
+                let len = (l.stride * l.rows).min(d.maxsize as usize);
+                // SAFETY: data p maps maxsize bytes, exclusively ours while
+                // dequeued; distinct datas are distinct mappings.
+                planes.push(unsafe { std::slice::from_raw_parts_mut(d.data as *mut u8, len) });
+            }
+        }
+        let strides: Vec<usize> = neg.planes.iter().map(|l| l.stride).collect();
+        pattern::fill(fmt, w, h, seq, c.index, &mut planes, &strides);
+    }
+    for (p, l) in neg.planes.iter().enumerate() {
+        let (di, off) = plane_home(one_block, &neg.planes, p);
+        if one_block && p > 0 {
+            break;
+        }
+        let size = if one_block {
+            let last = neg.planes.last().expect("a plane");
+            last.offset + last.stride * last.rows
+        } else {
+            l.stride * l.rows
+        };
+        // SAFETY: chunk points into the buffer's shared header, ours while
+        // dequeued.
+        unsafe {
+            let chunk = datas[di].chunk;
+            (*chunk).offset = off as u32;
+            (*chunk).size = size as u32;
+            (*chunk).stride = l.stride as i32;
+            (*chunk).flags = 0;
+        }
+    }
+
+    // SAFETY (all metadata writes below): find_meta returns the meta's data
+    // pointer with at least the size asked for; the metadata is ours while
+    // the buffer is dequeued.
+    unsafe {
+        if let Some((m, _)) = find_meta(
+            buf,
+            spa_sys::SPA_META_Header,
+            std::mem::size_of::<spa_sys::spa_meta_header>(),
+        ) {
+            let hdr = m as *mut spa_sys::spa_meta_header;
+            (*hdr).flags = 0;
+            (*hdr).offset = 0;
+            (*hdr).pts = monotonic_ns();
+            (*hdr).dts_offset = 0;
+            (*hdr).seq = seq;
+        }
+        if let Some((m, _)) = find_meta(
+            buf,
+            spa_sys::SPA_META_VideoCrop,
+            std::mem::size_of::<spa_sys::spa_meta_region>(),
+        ) {
+            let r = m as *mut spa_sys::spa_meta_region;
+            (*r).region = region(0, 0, w, h);
+        }
+        let rsize = std::mem::size_of::<spa_sys::spa_meta_region>();
+        if let Some((m, size)) = find_meta(buf, spa_sys::SPA_META_VideoDamage, rsize) {
+            let slots =
+                std::slice::from_raw_parts_mut(m as *mut spa_sys::spa_meta_region, size / rsize);
+            let rects = if c.last_size != Some((w, h)) {
+                vec![pattern::Rect { x: 0, y: 0, w, h }]
+            } else {
+                pattern::damage(fmt, w, h, seq)
+            };
+            write_damage(slots, &rects);
+        }
+        if let Some((m, size)) = find_meta(
+            buf,
+            spa_sys::SPA_META_Cursor,
+            std::mem::size_of::<spa_sys::spa_meta_cursor>(),
+        ) {
+            write_cursor(m as *mut spa_sys::spa_meta_cursor, size, seq);
+        }
+    }
+    c.last_size = Some((w, h));
+    c.seq += 1;
+    let done = c.done();
+    let index = c.index;
+    drop(c);
+    // SAFETY: queueing the buffer we dequeued above.
+    unsafe { stream.queue_raw_buffer(b) };
+    if done {
+        eprintln!(
+            "wrd-testsrc: stream {index}: sent all {seq_plus} frames",
+            seq_plus = seq + 1
+        );
+    }
+}
+
+fn region(x: i32, y: i32, w: u32, h: u32) -> spa_sys::spa_region {
+    spa_sys::spa_region {
+        position: spa_sys::spa_point { x, y },
+        size: spa_sys::spa_rectangle {
+            width: w,
+            height: h,
+        },
+    }
+}
+
+/// Write `rects` into the damage slots; when they do not fit, their bounding
+/// box. A zero-sized region ends the list when slots are left.
+fn write_damage(slots: &mut [spa_sys::spa_meta_region], rects: &[pattern::Rect]) {
+    if slots.is_empty() {
+        return;
+    }
+    let mut list: Vec<pattern::Rect> = rects.to_vec();
+    if list.len() > slots.len() {
+        let x0 = list.iter().map(|r| r.x).min().unwrap_or(0);
+        let y0 = list.iter().map(|r| r.y).min().unwrap_or(0);
+        let x1 = list.iter().map(|r| r.x + r.w as i32).max().unwrap_or(0);
+        let y1 = list.iter().map(|r| r.y + r.h as i32).max().unwrap_or(0);
+        list = vec![pattern::Rect {
+            x: x0,
+            y: y0,
+            w: (x1 - x0) as u32,
+            h: (y1 - y0) as u32,
+        }];
+    }
+    for (i, slot) in slots.iter_mut().enumerate() {
+        slot.region = match list.get(i) {
+            Some(r) => region(r.x, r.y, r.w, r.h),
+            None => region(0, 0, 0, 0),
+        };
+    }
+}
+
+/// # Safety
+/// `mc` must point to `size` writable bytes of Cursor metadata.
+unsafe fn write_cursor(mc: *mut spa_sys::spa_meta_cursor, size: usize, seq: u64) {
+    let cur = pattern::cursor(seq);
+    (*mc).id = cur.id;
+    (*mc).flags = 0;
+    (*mc).position = spa_sys::spa_point { x: cur.x, y: cur.y };
+    (*mc).hotspot = spa_sys::spa_point {
+        x: cur.hot_x,
+        y: cur.hot_y,
+    };
+    let head = std::mem::size_of::<spa_sys::spa_meta_cursor>();
+    let bhead = std::mem::size_of::<spa_sys::spa_meta_bitmap>();
+    let bytes = cur.pixels.len();
+    if pattern::cursor_bitmap_changed(seq) && size >= head + bhead + bytes {
+        (*mc).bitmap_offset = head as u32;
+        let mb = (mc as *mut u8).add(head) as *mut spa_sys::spa_meta_bitmap;
+        (*mb).format = pattern::CURSOR_FORMAT.to_spa().as_raw();
+        (*mb).size = spa_sys::spa_rectangle {
+            width: cur.w,
+            height: cur.h,
+        };
+        (*mb).stride = (cur.w * 4) as i32;
+        (*mb).offset = bhead as u32;
+        std::ptr::copy_nonoverlapping(cur.pixels.as_ptr(), (mb as *mut u8).add(bhead), bytes);
+    } else {
+        (*mc).bitmap_offset = 0;
+    }
+}
+
+struct StreamSlot {
+    stream: pw::stream::Stream,
+    _listener: pw::stream::StreamListener<Rc<RefCell<Ctx>>>,
+    ctx: Rc<RefCell<Ctx>>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => Rc::new(a),
+        Err(e) => {
+            eprintln!("wrd-testsrc: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wrd-testsrc: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Block SIGINT and SIGTERM in every thread (PipeWire's threads inherit the
+/// mask), so that they reach the main loop's signalfd instead of killing us.
+fn block_exit_signals() {
+    // SAFETY: plain libc calls on a local sigset_t.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn run(args: Rc<Args>) -> Result<(), String> {
+    block_exit_signals();
+    pw::init();
+    let mainloop = pw::main_loop::MainLoop::new(None).map_err(|e| format!("main loop: {e}"))?;
+    let context = pw::context::Context::new(&mainloop).map_err(|e| format!("context: {e}"))?;
+    let core = context
+        .connect(None)
+        .map_err(|e| format!("cannot connect to PipeWire: {e}"))?;
+
+    let failed = Rc::new(Cell::new(None::<String>));
+    let _core_listener = core
+        .add_listener_local()
+        .error({
+            let mainloop = mainloop.downgrade();
+            let failed = failed.clone();
+            move |id, _seq, res, msg| {
+                eprintln!("wrd-testsrc: core error on {id}: {res} {msg}");
+                if id == pw::core::PW_ID_CORE {
+                    failed.set(Some(format!("PipeWire connection failed: {msg}")));
+                    if let Some(l) = mainloop.upgrade() {
+                        l.quit();
+                    }
+                }
+            }
+        })
+        .register();
+
+    let quit: Rc<dyn Fn()> = {
+        let mainloop = mainloop.downgrade();
+        Rc::new(move || {
+            if let Some(l) = mainloop.upgrade() {
+                l.quit();
+            }
+        })
+    };
+    let _sigint = mainloop
+        .loop_()
+        .add_signal_local(pw::loop_::Signal::SIGINT, {
+            let quit = quit.clone();
+            move || quit()
+        });
+    let _sigterm = mainloop
+        .loop_()
+        .add_signal_local(pw::loop_::Signal::SIGTERM, {
+            let quit = quit.clone();
+            move || quit()
+        });
+
+    let mut slots = Vec::new();
+    for index in 0..args.streams {
+        let fmt = args.formats[index as usize % args.formats.len()];
+        let node_name = format!("{}-{}", args.name, index);
+        let props = pw::properties::properties! {
+            *pw::keys::MEDIA_CLASS => "Video/Source",
+            *pw::keys::MEDIA_TYPE => "Video",
+            *pw::keys::MEDIA_ROLE => "Screen",
+            *pw::keys::NODE_NAME => node_name.as_str(),
+            *pw::keys::NODE_DESCRIPTION => format!("wrd-testsrc stream {index} ({fmt})"),
+        };
+        let stream = pw::stream::Stream::new(&core, &node_name, props)
+            .map_err(|e| format!("stream {index}: {e}"))?;
+        let ctx = Rc::new(RefCell::new(Ctx {
+            index,
+            fmt,
+            args: args.clone(),
+            node_name: node_name.clone(),
+            neg: None,
+            seq: 0,
+            streaming: false,
+            resize_pending: None,
+            last_size: None,
+            buffers: 0,
+        }));
+        let listener = stream
+            .add_local_listener_with_user_data(ctx.clone())
+            .state_changed({
+                let failed = failed.clone();
+                let quit = quit.clone();
+                move |_, ctx, old, new| {
+                    let mut c = ctx.borrow_mut();
+                    eprintln!(
+                        "wrd-testsrc: stream {} ({}): {old:?} -> {new:?}",
+                        c.index, c.node_name
+                    );
+                    c.streaming = new == StreamState::Streaming;
+                    if let StreamState::Error(e) = new {
+                        failed.set(Some(format!("stream {} failed: {e}", c.index)));
+                        quit();
+                    }
+                }
+            })
+            .param_changed(|stream, ctx, id, param| on_param_changed(stream, ctx, id, param))
+            .add_buffer(|_, ctx, b| on_add_buffer(ctx, b))
+            .remove_buffer(|_, ctx, b| on_remove_buffer(ctx, b))
+            .process(|stream, ctx| on_process(stream, ctx))
+            .register()
+            .map_err(|e| format!("stream {index}: listener: {e}"))?;
+        let (w, h) = pattern::size_at(args.width, args.height, args.resize_every, 0);
+        let fmt_pod = enum_format(fmt, w, h, args.rate);
+        let mut params = [Pod::from_bytes(&fmt_pod).expect("a serialized pod")];
+        stream
+            .connect(
+                libspa::utils::Direction::Output,
+                None,
+                StreamFlags::DRIVER | StreamFlags::ALLOC_BUFFERS,
+                &mut params,
+            )
+            .map_err(|e| format!("stream {index}: connect: {e}"))?;
+        slots.push(StreamSlot {
+            stream,
+            _listener: listener,
+            ctx,
+        });
+    }
+    let slots = Rc::new(slots);
+
+    // Announce the nodes once all have ids (they get them on registration).
+    let announced = Rc::new(Cell::new(false));
+    let announce = {
+        let slots = slots.clone();
+        let announced = announced.clone();
+        move || {
+            if announced.get() {
+                return;
+            }
+            let ids: Vec<u32> = slots.iter().map(|s| s.stream.node_id()).collect();
+            if ids.iter().any(|&id| id == pw::constants::ID_ANY || id == 0) {
+                return;
+            }
+            let mut out = std::io::stdout().lock();
+            for (s, id) in slots.iter().zip(ids) {
+                let c = s.ctx.borrow();
+                let _ = writeln!(out, "node {} {} {}", c.index, id, c.node_name);
+            }
+            let _ = writeln!(out, "ready");
+            let _ = out.flush();
+            announced.set(true);
+        }
+    };
+
+    // The frame clock: trigger every stream that can take a frame, and ask
+    // for a new format when the next frame has another size.
+    let finished_at = Rc::new(Cell::new(None::<u64>));
+    let ticks = Rc::new(Cell::new(0u64));
+    let timer = mainloop.loop_().add_timer({
+        let slots = slots.clone();
+        let quit = quit.clone();
+        let args = args.clone();
+        let finished_at = finished_at.clone();
+        let ticks = ticks.clone();
+        move |_| {
+            let tick = ticks.get() + 1;
+            ticks.set(tick);
+            announce();
+            let mut all_done = true;
+            for s in slots.iter() {
+                let c = s.ctx.borrow();
+                all_done &= c.done();
+                if !c.streaming || c.done() {
+                    continue;
+                }
+                let want = pattern::size_at(args.width, args.height, args.resize_every, c.seq);
+                let have = c.neg.as_ref().map(|n| (n.width, n.height));
+                if have.is_some() && have != Some(want) {
+                    if c.resize_pending != Some(want) {
+                        drop(c);
+                        eprintln!(
+                            "wrd-testsrc: stream {}: resizing to {}x{}",
+                            s.ctx.borrow().index,
+                            want.0,
+                            want.1
+                        );
+                        s.ctx.borrow_mut().resize_pending = Some(want);
+                        let pod = enum_format(s.ctx.borrow().fmt, want.0, want.1, args.rate);
+                        update_params(&s.stream, &[pod]);
+                    }
+                    continue;
+                }
+                if !c.ready_for_frame() {
+                    continue;
+                }
+                drop(c);
+                if let Err(e) = s.stream.trigger_process() {
+                    eprintln!("wrd-testsrc: trigger_process: {e}");
+                }
+            }
+            // After the last frame, give consumers a moment to take it.
+            if all_done {
+                match finished_at.get() {
+                    None => finished_at.set(Some(tick)),
+                    Some(t) if tick >= t + (args.rate as u64 / 5).max(2) => quit(),
+                    Some(_) => {}
+                }
+            }
+        }
+    });
+    let period = Duration::from_nanos(1_000_000_000 / args.rate as u64);
+    timer
+        .update_timer(Some(Duration::from_millis(1)), Some(period))
+        .into_result()
+        .map_err(|e| format!("timer: {e}"))?;
+
+    mainloop.run();
+
+    for s in slots.iter() {
+        let _ = s.stream.disconnect();
+    }
+    match failed.take() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

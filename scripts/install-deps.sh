@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install what the test bench and the tests need on Debian 12 (bookworm).
+# Idempotent: does nothing (and needs no root) when everything is present.
+#
+#   scripts/install-deps.sh          install what is missing
+#   scripts/install-deps.sh --check  only report; exit 1 if something is missing
+set -euo pipefail
+
+packages=(
+    # The PipeWire sandbox: daemon, session manager, session bus.
+    pipewire pipewire-bin wireplumber dbus util-linux
+    # Building against PipeWire 0.3.65 (pipewire-rs 0.8 runs bindgen).
+    libpipewire-0.3-dev libspa-0.2-dev clang libclang-dev pkg-config
+    # The peer consumer/producer of the bench: gst-launch-1.0 + pipewiresrc/sink.
+    gstreamer1.0-pipewire gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    # Test helpers: Python tests, reference conversion, memory checks.
+    python3-pytest python3-numpy libyuv-dev valgrind
+    # The demo and the C examples: PNG output.
+    libpng-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+echo "install-deps: missing: ${missing[*]}"
+[[ ${1:-} == --check ]] && exit 1
+
+sudo=()
+if ((EUID != 0)); then
+    command -v sudo >/dev/null || { echo "install-deps: run as root (no sudo)" >&2; exit 1; }
+    sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update
+"${sudo[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
+echo "install-deps: done"

@@ -1,0 +1,217 @@
+//! C API: connections.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capture::{Capture, CaptureOptions};
+use crate::error::wrd_status;
+use crate::ffi::handles::HandleTable;
+
+/// A connection to PipeWire with its own thread (opaque).
+pub struct wrd_capture {
+    _private: [u8; 0],
+}
+
+pub(crate) struct CaptureHandle {
+    pub capture: Capture,
+    pub library_version: CString,
+    pub daemon_version: CString,
+}
+
+pub(crate) static CAPTURES: HandleTable<Arc<CaptureHandle>> = HandleTable::new();
+
+pub(crate) fn capture_from(p: *const wrd_capture) -> Result<Arc<CaptureHandle>, wrd_status> {
+    if p.is_null() {
+        return Err(wrd_status::WRD_ERR_NULL_POINTER);
+    }
+    CAPTURES
+        .get(p as usize)
+        .ok_or(wrd_status::WRD_ERR_INVALID_STATE)
+}
+
+/// Options for `wrd_capture_new`. Initialise with
+/// `wrd_capture_options_init`, then change what you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wrd_capture_options {
+    /// Set by `wrd_capture_options_init` to `sizeof(wrd_capture_options)`;
+    /// lets later versions add fields.
+    pub struct_size: u32,
+    /// Most streams on this connection (default 8).
+    pub max_streams: u32,
+    /// Milliseconds a stream waits for its node before an error event
+    /// `WRD_ERR_NODE_NOT_FOUND` (default 1000).
+    pub node_timeout_ms: u32,
+    /// Milliseconds from the node being found to a negotiated format before
+    /// an error event `WRD_ERR_NEGOTIATION` (default 5000).
+    pub negotiation_timeout_ms: u32,
+    /// Milliseconds allowed for connecting (default 5000).
+    pub connect_timeout_ms: u32,
+    /// For fd < 0: the daemon's socket name or path; NULL for the default
+    /// (`PIPEWIRE_REMOTE`, else `pipewire-0` in `XDG_RUNTIME_DIR`). Copied.
+    pub remote: *const c_char,
+}
+
+/// Fill `opts` with the defaults. Any thread.
+/// Returns `WRD_ERR_NULL_POINTER` if `opts` is NULL.
+#[no_mangle]
+pub extern "C" fn wrd_capture_options_init(opts: *mut wrd_capture_options) -> wrd_status {
+    ffi_panic_boundary! {
+        if opts.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let d = CaptureOptions::default();
+        // SAFETY: `opts` is non-NULL and, per the contract, points to a
+        // writable wrd_capture_options.
+        unsafe {
+            opts.write(wrd_capture_options {
+                struct_size: std::mem::size_of::<wrd_capture_options>() as u32,
+                max_streams: d.max_streams as u32,
+                node_timeout_ms: d.node_timeout.as_millis() as u32,
+                negotiation_timeout_ms: d.negotiation_timeout.as_millis() as u32,
+                connect_timeout_ms: d.connect_timeout.as_millis() as u32,
+                remote: std::ptr::null(),
+            });
+        }
+        wrd_status::WRD_OK
+    }
+}
+
+fn options_from(p: *const wrd_capture_options) -> Result<CaptureOptions, wrd_status> {
+    let mut o = CaptureOptions::default();
+    if p.is_null() {
+        return Ok(o);
+    }
+    // SAFETY: non-NULL; the caller passes a wrd_capture_options it
+    // initialised. struct_size is read first and only fields it covers are read.
+    let c = unsafe { &*p };
+    if (c.struct_size as usize) < std::mem::size_of::<wrd_capture_options>() {
+        return Err(wrd_status::WRD_ERR_INVALID_ARGUMENT);
+    }
+    if c.max_streams > 0 {
+        o.max_streams = c.max_streams as usize;
+    }
+    if c.node_timeout_ms > 0 {
+        o.node_timeout = Duration::from_millis(c.node_timeout_ms.into());
+    }
+    if c.negotiation_timeout_ms > 0 {
+        o.negotiation_timeout = Duration::from_millis(c.negotiation_timeout_ms.into());
+    }
+    if c.connect_timeout_ms > 0 {
+        o.connect_timeout = Duration::from_millis(c.connect_timeout_ms.into());
+    }
+    if !c.remote.is_null() {
+        // SAFETY: non-NULL, NUL-terminated per the contract.
+        let s = unsafe { CStr::from_ptr(c.remote) };
+        o.remote = Some(
+            s.to_str()
+                .map_err(|_| wrd_status::WRD_ERR_INVALID_ARGUMENT)?
+                .to_string(),
+        );
+    }
+    Ok(o)
+}
+
+/// Connect to PipeWire and start the library's PipeWire thread.
+///
+/// `fd`: a PipeWire connection, for example from the XDG Desktop Portal's
+/// `ScreenCast.OpenPipeWireRemote`; the library takes ownership of it in
+/// every case (also on error, where it is closed). Pass -1 to connect to
+/// the default daemon. `opts` may be NULL for the defaults.
+///
+/// On success `*out` receives the capture; free it with
+/// `wrd_capture_destroy`. Errors: `WRD_ERR_NULL_POINTER` (out),
+/// `WRD_ERR_INVALID_ARGUMENT` (opts), `WRD_ERR_CONNECT`. Any thread.
+#[no_mangle]
+pub extern "C" fn wrd_capture_new(
+    fd: c_int,
+    opts: *const wrd_capture_options,
+    out: *mut *mut wrd_capture,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        // Take ownership first so the fd is closed on every error path.
+        // SAFETY: the caller hands over an fd it owns (documented above).
+        let owned = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+        if out.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let o = match options_from(opts) {
+            Ok(o) => o,
+            Err(s) => return s,
+        };
+        match Capture::new(owned, o) {
+            Ok(capture) => {
+                let v = capture.versions();
+                let h = Arc::new(CaptureHandle {
+                    capture,
+                    library_version: CString::new(v.library).unwrap_or_default(),
+                    daemon_version: CString::new(v.daemon).unwrap_or_default(),
+                });
+                let handle = CAPTURES.insert(h);
+                // SAFETY: `out` is non-NULL and writable per the contract.
+                unsafe { *out = handle as *mut wrd_capture };
+                wrd_status::WRD_OK
+            }
+            Err(e) => e.status(),
+        }
+    }
+}
+
+/// Destroy a capture: stops and joins its PipeWire thread and frees
+/// everything, also with streams still open (their handles stay valid for
+/// `wrd_stream_remove`, and return `WRD_ERR_CONNECTION_LOST` or empty
+/// results otherwise). Frames the caller holds stay readable until released.
+///
+/// NULL does nothing; a capture already destroyed is ignored. Any thread,
+/// including from inside a callback (then the thread finishes by itself
+/// after the callback returns, and no further callback runs).
+#[no_mangle]
+pub extern "C" fn wrd_capture_destroy(cap: *mut wrd_capture) {
+    ffi_panic_boundary! {
+        if cap.is_null() {
+            return;
+        }
+        if let Some(h) = CAPTURES.remove(cap as usize) {
+            drop(h);
+        }
+    }
+}
+
+/// The PipeWire client library's and the daemon's versions, as NUL-terminated
+/// strings owned by the capture (valid until `wrd_capture_destroy`). Either
+/// out-pointer may be NULL. Any thread.
+#[no_mangle]
+pub extern "C" fn wrd_capture_get_versions(
+    cap: *const wrd_capture,
+    library: *mut *const c_char,
+    daemon: *mut *const c_char,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        let h = match capture_from(cap) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        // SAFETY: each out-pointer is checked for NULL and is writable per
+        // the contract; the strings live as long as the capture's handle.
+        unsafe {
+            if !library.is_null() {
+                *library = h.library_version.as_ptr();
+            }
+            if !daemon.is_null() {
+                *daemon = h.daemon_version.as_ptr();
+            }
+        }
+        wrd_status::WRD_OK
+    }
+}
+
+/// Whether the connection is alive. False for NULL or a destroyed capture,
+/// and once the daemon (or portal session) is gone. Any thread.
+#[no_mangle]
+pub extern "C" fn wrd_capture_is_connected(cap: *const wrd_capture) -> bool {
+    ffi_panic_boundary! {
+        capture_from(cap).map(|h| h.capture.is_connected()).unwrap_or(false)
+    }
+}

@@ -1,0 +1,335 @@
+//! Frames handed to callers: pixels (zero-copy views into the producer's
+//! buffer, or DMA-BUF planes) and metadata.
+//!
+//! A [`Frame`] is reference counted. While any clone is alive the PipeWire
+//! buffer behind it is held (not given back to the producer) and the memory
+//! it points into stays mapped, also after its stream was removed. Dropping
+//! the last clone gives the buffer back.
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Arc;
+
+use crate::buffer::Mapping;
+use crate::dmabuf::{Dmabuf, DmabufPlane};
+use crate::format::PixelFormat;
+use crate::negotiation::{ColorMatrix, ColorRange};
+
+/// A rectangle in frame coordinates.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[allow(non_camel_case_types)]
+pub struct wrd_region {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A rectangle in frame coordinates.
+pub type Region = wrd_region;
+
+impl Region {
+    /// The whole frame.
+    pub fn full(width: u32, height: u32) -> Self {
+        Region {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    /// The part of `self` inside a `width` x `height` frame, or `None` when
+    /// nothing of it is.
+    pub fn clip(&self, width: u32, height: u32) -> Option<Region> {
+        let x0 = i64::from(self.x).max(0);
+        let y0 = i64::from(self.y).max(0);
+        let x1 = (i64::from(self.x) + i64::from(self.width)).min(i64::from(width));
+        let y1 = (i64::from(self.y) + i64::from(self.height)).min(i64::from(height));
+        (x1 > x0 && y1 > y0).then(|| Region {
+            x: x0 as i32,
+            y: y0 as i32,
+            width: (x1 - x0) as u32,
+            height: (y1 - y0) as u32,
+        })
+    }
+}
+
+/// Frame flags (bit values are ABI).
+pub mod flags {
+    /// The producer marked the buffer corrupted.
+    pub const CORRUPTED: u32 = 1 << 0;
+    /// Only the cursor changed: the picture is not included (no planes).
+    pub const CURSOR_ONLY: u32 = 1 << 1;
+    /// Some damage rectangles were clipped to the frame.
+    pub const DAMAGE_CLIPPED: u32 = 1 << 2;
+    /// The producer sent no damage: treat the whole frame as changed.
+    pub const FULL_DAMAGE: u32 = 1 << 3;
+    /// This frame's damage includes that of frames dropped before it.
+    pub const DAMAGE_ACCUMULATED: u32 = 1 << 4;
+}
+
+/// The cursor, when the producer sends Cursor meta.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub id: u32,
+    pub x: i32,
+    pub y: i32,
+    pub hotspot_x: i32,
+    pub hotspot_y: i32,
+    /// A new bitmap, when the producer sent one with this frame (BGRA
+    /// premultiplied or as the producer sent it, see `bitmap_format`).
+    pub bitmap: Option<CursorBitmap>,
+}
+
+/// A cursor image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CursorBitmap {
+    /// Pixel format as sent (our format when it maps to one).
+    pub format: Option<PixelFormat>,
+    /// SPA video format id as sent.
+    pub spa_format: u32,
+    pub width: u32,
+    pub height: u32,
+    pub stride: u32,
+    pub pixels: Vec<u8>,
+}
+
+/// One plane of an SHM frame: a view into the mapped buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Plane {
+    pub(crate) ptr: *const u8,
+    /// Bytes that may be read from `ptr`.
+    pub len: usize,
+    /// Offset of the plane in its PipeWire data (chunk offset included).
+    pub offset: usize,
+    pub stride: usize,
+}
+
+/// How a frame's pixels are held.
+#[derive(Debug)]
+pub enum Pixels {
+    /// No picture (cursor-only update).
+    None,
+    /// Memory the producer shared (MemFd or MemPtr), mapped read-only.
+    Shm(Vec<Plane>),
+    /// DMA-BUF planes; the fds stay owned by the frame.
+    Dmabuf {
+        modifier: u64,
+        planes: Vec<DmaPlane>,
+    },
+}
+
+/// A DMA-BUF plane of a frame.
+#[derive(Debug, Clone, Copy)]
+pub struct DmaPlane {
+    pub fd: RawFd,
+    pub offset: u32,
+    pub stride: u32,
+}
+
+/// Everything a frame carries.
+#[derive(Debug)]
+pub struct FrameData {
+    pub stream_id: u64,
+    /// Sequence number: the producer's (Header meta) when present, else ours.
+    pub sequence: u64,
+    /// Presentation time in ns from the Header meta (CLOCK_MONOTONIC for
+    /// compositors), or -1 when absent.
+    pub pts_ns: i64,
+    /// CLOCK_MONOTONIC ns when the frame reached the library.
+    pub received_ns: u64,
+    pub format: PixelFormat,
+    pub width: u32,
+    pub height: u32,
+    pub matrix: ColorMatrix,
+    pub range: ColorRange,
+    pub pixels: Pixels,
+    /// Changed rectangles, clipped to the frame; see [`flags::FULL_DAMAGE`].
+    pub damage: Vec<Region>,
+    /// Crop rectangle, clipped to the frame, if sent.
+    pub crop: Option<Region>,
+    pub cursor: Option<Cursor>,
+    /// SPA video transform (0 = normal).
+    pub transform: u32,
+    pub flags: u32,
+    /// Index of the PipeWire buffer in the stream's pool (for import caches).
+    pub buffer_index: u32,
+    /// Bumped on each format change (imports cached per buffer die with it).
+    pub format_generation: u64,
+}
+
+pub(crate) struct FrameInner {
+    pub data: FrameData,
+    /// Keeps the memory the planes point into mapped.
+    pub _mappings: Vec<Arc<Mapping>>,
+    /// Gives the PipeWire buffer back when dropped.
+    pub _hold: Option<crate::stream::BufferHold>,
+}
+
+/// A frame. Clone it to keep it past the callback (that holds its PipeWire
+/// buffer); drop it to release.
+#[derive(Clone)]
+pub struct Frame {
+    pub(crate) inner: Arc<FrameInner>,
+}
+
+// SAFETY: the raw plane pointers point into read-only mappings owned by the
+// `Arc<Mapping>`s in the same `FrameInner`; nothing mutates through them, so
+// sharing and sending the frame across threads is sound.
+unsafe impl Send for FrameInner {}
+// SAFETY: as above; `FrameInner` has no interior mutability.
+unsafe impl Sync for FrameInner {}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.data.fmt(f)
+    }
+}
+
+impl Frame {
+    /// All data of the frame.
+    pub fn data(&self) -> &FrameData {
+        &self.inner.data
+    }
+    pub fn sequence(&self) -> u64 {
+        self.inner.data.sequence
+    }
+    pub fn pts_ns(&self) -> i64 {
+        self.inner.data.pts_ns
+    }
+    pub fn width(&self) -> u32 {
+        self.inner.data.width
+    }
+    pub fn height(&self) -> u32 {
+        self.inner.data.height
+    }
+    pub fn format(&self) -> PixelFormat {
+        self.inner.data.format
+    }
+    pub fn flags(&self) -> u32 {
+        self.inner.data.flags
+    }
+    pub fn damage(&self) -> &[Region] {
+        &self.inner.data.damage
+    }
+    pub fn crop(&self) -> Option<Region> {
+        self.inner.data.crop
+    }
+    pub fn cursor(&self) -> Option<&Cursor> {
+        self.inner.data.cursor.as_ref()
+    }
+    pub fn is_dmabuf(&self) -> bool {
+        matches!(self.inner.data.pixels, Pixels::Dmabuf { .. })
+    }
+
+    /// Number of planes (0 for a cursor-only update).
+    pub fn plane_count(&self) -> usize {
+        match &self.inner.data.pixels {
+            Pixels::None => 0,
+            Pixels::Shm(p) => p.len(),
+            Pixels::Dmabuf { planes, .. } => planes.len(),
+        }
+    }
+
+    /// The bytes of SHM plane `i` (validated: `stride * (rows - 1) + row
+    /// bytes` fit) and its stride.
+    pub fn plane(&self, i: usize) -> Option<(&[u8], usize)> {
+        match &self.inner.data.pixels {
+            Pixels::Shm(planes) => planes.get(i).map(|p| {
+                // SAFETY: `p.ptr..p.ptr+p.len` was checked against the
+                // mapping when the frame was built, and the mapping is kept
+                // alive by `self.inner._mappings` for as long as `self`.
+                (
+                    unsafe { std::slice::from_raw_parts(p.ptr, p.len) },
+                    p.stride,
+                )
+            }),
+            _ => None,
+        }
+    }
+
+    /// The raw plane views (pointer, length, offset, stride).
+    pub fn shm_planes(&self) -> &[Plane] {
+        match &self.inner.data.pixels {
+            Pixels::Shm(p) => p,
+            _ => &[],
+        }
+    }
+
+    /// The DMA-BUF of this frame, with fds borrowed from it.
+    pub fn dmabuf(&self) -> Option<Dmabuf<BorrowedFd<'_>>> {
+        match &self.inner.data.pixels {
+            Pixels::Dmabuf { modifier, planes } => Some(Dmabuf {
+                width: self.inner.data.width,
+                height: self.inner.data.height,
+                format: self.inner.data.format.to_drm(),
+                modifier: *modifier,
+                planes: planes
+                    .iter()
+                    .map(|p| DmabufPlane {
+                        // SAFETY: the fd is owned by this frame's buffer
+                        // state (a dup kept in `_mappings`) and stays open
+                        // while `self` lives.
+                        fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
+                        offset: p.offset,
+                        stride: p.stride,
+                    })
+                    .collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Plane {
+    /// Pointer to the first byte of the plane.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_regions() {
+        let r = Region {
+            x: -5,
+            y: 10,
+            width: 20,
+            height: 100,
+        };
+        assert_eq!(
+            r.clip(100, 50),
+            Some(Region {
+                x: 0,
+                y: 10,
+                width: 15,
+                height: 40
+            })
+        );
+        let out = Region {
+            x: 200,
+            y: 0,
+            width: 5,
+            height: 5,
+        };
+        assert_eq!(out.clip(100, 50), None);
+        let huge = Region {
+            x: i32::MAX,
+            y: i32::MAX,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        assert_eq!(huge.clip(100, 50), None);
+        let neg = Region {
+            x: i32::MIN,
+            y: i32::MIN,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        assert_eq!(neg.clip(100, 50), Some(Region::full(100, 50)));
+    }
+}

@@ -1,0 +1,736 @@
+//! The PipeWire side of a stream: creation, the pw_stream callbacks
+//! (param_changed, add/remove_buffer, process, state_changed) and the
+//! periodic checks. Runs on the capture's thread only.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipewire as pw;
+use pw::spa;
+
+use crate::buffer::{
+    self, ChunkDesc, DataDesc, DropReason, Invalid, MapError, Mapping, ShmLayout, DROP_REASONS,
+};
+use crate::capture::LoopState;
+use crate::error::{wrd_status, Error, Result};
+use crate::frame::{flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane, Region};
+use crate::negotiation::{self, data_type, NegotiatedFormat, Offer};
+use crate::stream::{BufferHold, BufferType, Event, StreamShared, StreamState};
+
+/// Most damage rectangles kept when accumulating; past it, their bounding box.
+const MAX_ACCUMULATED_RECTS: usize = 32;
+
+struct BufState {
+    generation: u64,
+    maps: Vec<std::result::Result<Arc<Mapping>, MapError>>,
+}
+
+pub(crate) struct StreamCore {
+    shared: Arc<StreamShared>,
+    raw: *mut pw::sys::pw_stream,
+    n_buffers: u32,
+    format: Option<NegotiatedFormat>,
+    format_generation: u64,
+    buffers: HashMap<usize, BufState>,
+    next_generation: u64,
+    node_seen_at: Option<Instant>,
+    added_at: Instant,
+    error_sent: bool,
+    closed: bool,
+    stall_timeout: Duration,
+    last_frame: Option<Instant>,
+    stalled: bool,
+    fps_window: (Instant, u64),
+    bad_event_at: [Option<Instant>; DROP_REASONS],
+    pending_damage: Option<Vec<Region>>,
+    seq: u64,
+}
+
+/// A stream on the PipeWire thread.
+pub(crate) struct StreamEntry {
+    pub shared: Arc<StreamShared>,
+    core: Rc<RefCell<StreamCore>>,
+    // Field order is drop order: the listener goes before the stream.
+    _listener: pw::stream::StreamListener<()>,
+    stream: pw::stream::Stream,
+}
+
+impl Drop for StreamEntry {
+    fn drop(&mut self) {
+        // Disconnecting removes the buffers (remove_buffer runs now, while
+        // the listener is still there); frames the caller holds keep their
+        // own mappings.
+        let _ = self.stream.disconnect();
+        self.core.borrow_mut().buffers.clear();
+    }
+}
+
+impl StreamEntry {
+    pub(crate) fn return_buffer(&self, buffer: usize, generation: u64) {
+        let core = self.core.borrow();
+        if core
+            .buffers
+            .get(&buffer)
+            .is_some_and(|b| b.generation == generation)
+        {
+            // SAFETY: the buffer is one of this stream's live buffers (it is
+            // in `buffers` with the generation the hold recorded), dequeued
+            // by us and not yet queued back.
+            unsafe {
+                pw::sys::pw_stream_queue_buffer(self.stream.as_raw_ptr(), buffer as *mut _);
+            }
+        }
+    }
+}
+
+fn status_for_state_error(msg: &str) -> wrd_status {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("format") || m.contains("negotiat") {
+        wrd_status::WRD_ERR_NEGOTIATION
+    } else {
+        wrd_status::WRD_ERR_PIPEWIRE
+    }
+}
+
+pub(crate) fn add(
+    state: &Rc<LoopState>,
+    shared: Arc<StreamShared>,
+    offer: Offer,
+    n_buffers: u32,
+    stall: Duration,
+) -> Result<()> {
+    let node = state.shared.nodes.lock().get(&shared.node_id).cloned();
+    let mut props = pw::properties::properties! {
+        *pw::keys::MEDIA_TYPE => "Video",
+        *pw::keys::MEDIA_CATEGORY => "Capture",
+        *pw::keys::MEDIA_ROLE => "Screen",
+        *pw::keys::NODE_NAME => "wrd-capture",
+        *pw::keys::APP_NAME => "wrd-capture",
+        "node.dont-reconnect" => "true",
+        "node.dont-fallback" => "true",
+    };
+    if let Some(serial) = node.as_ref().and_then(|n| n.serial) {
+        props.insert("target.object", serial.to_string());
+    }
+    let stream = pw::stream::Stream::new(&state.core, "wrd-capture", props)
+        .map_err(|e| Error::PipeWire(format!("stream: {e}")))?;
+    let now = Instant::now();
+    let core = Rc::new(RefCell::new(StreamCore {
+        shared: shared.clone(),
+        raw: stream.as_raw_ptr(),
+        n_buffers,
+        format: None,
+        format_generation: 0,
+        buffers: HashMap::new(),
+        next_generation: 1,
+        node_seen_at: node.is_some().then_some(now),
+        added_at: now,
+        error_sent: false,
+        closed: false,
+        stall_timeout: stall,
+        last_frame: None,
+        stalled: false,
+        fps_window: (now, 0),
+        bad_event_at: [None; DROP_REASONS],
+        pending_damage: None,
+        seq: 0,
+    }));
+    let listener = stream
+        .add_local_listener_with_user_data(())
+        .state_changed({
+            let core = core.clone();
+            move |_, _, _old, new| {
+                crate::callback_panic_boundary!("state_changed", {
+                    let shared = core.borrow().shared.clone();
+                    let st = match new {
+                        pw::stream::StreamState::Connecting => StreamState::Connecting,
+                        pw::stream::StreamState::Paused => StreamState::Paused,
+                        pw::stream::StreamState::Streaming => StreamState::Streaming,
+                        pw::stream::StreamState::Unconnected => StreamState::Closed,
+                        pw::stream::StreamState::Error(msg) => {
+                            core.borrow_mut().error_sent = true;
+                            shared.emit(Event::Error {
+                                status: status_for_state_error(&msg),
+                                message: msg,
+                            });
+                            StreamState::Error
+                        }
+                    };
+                    if !(st == StreamState::Closed && core.borrow().closed) {
+                        shared.emit(Event::StateChanged(st));
+                    }
+                })
+            }
+        })
+        .param_changed({
+            let core = core.clone();
+            move |stream, _, id, pod| {
+                crate::callback_panic_boundary!("param_changed", {
+                    if id != spa::param::ParamType::Format.as_raw() {
+                        return;
+                    }
+                    on_format(&core, stream, pod);
+                })
+            }
+        })
+        .add_buffer({
+            let core = core.clone();
+            move |_, _, b| crate::callback_panic_boundary!("add_buffer", on_add_buffer(&core, b))
+        })
+        .remove_buffer({
+            let core = core.clone();
+            move |_, _, b| {
+                crate::callback_panic_boundary!("remove_buffer", {
+                    core.borrow_mut().buffers.remove(&(b as usize));
+                })
+            }
+        })
+        .process({
+            let core = core.clone();
+            move |_, _| crate::callback_panic_boundary!("process", on_process(&core))
+        })
+        .register()
+        .map_err(|e| Error::PipeWire(format!("listener: {e}")))?;
+
+    let pods = negotiation::enum_formats(&offer);
+    let mut params = negotiation::as_pods(&pods);
+    stream
+        .connect(
+            spa::utils::Direction::Input,
+            Some(shared.node_id),
+            pw::stream::StreamFlags::AUTOCONNECT,
+            &mut params,
+        )
+        .map_err(|e| Error::PipeWire(format!("connect: {e}")))?;
+    state.streams.borrow_mut().insert(
+        shared.id,
+        StreamEntry {
+            shared,
+            core,
+            _listener: listener,
+            stream,
+        },
+    );
+    Ok(())
+}
+
+fn on_format(
+    core: &Rc<RefCell<StreamCore>>,
+    stream: &pw::stream::StreamRef,
+    pod: Option<&spa::pod::Pod>,
+) {
+    let Some(pod) = pod else {
+        core.borrow_mut().format = None;
+        return;
+    };
+    let shared = core.borrow().shared.clone();
+    let f = match negotiation::parse_format(pod) {
+        Ok(f) => f,
+        Err(e) => {
+            shared.emit(Event::Error {
+                status: wrd_status::WRD_ERR_NEGOTIATION,
+                message: format!("producer's format: {e}"),
+            });
+            return;
+        }
+    };
+    let n_buffers = {
+        let mut c = core.borrow_mut();
+        c.format = Some(f);
+        c.format_generation += 1;
+        c.n_buffers
+    };
+    {
+        let mut st = shared.stats.lock();
+        st.format = Some(f);
+        st.format_changes += 1;
+        st.buffer_type = if f.modifier.is_some() {
+            BufferType::DmaBuf
+        } else {
+            BufferType::MemFd
+        };
+    }
+    shared.emit(Event::FormatChanged(f));
+    let mut bufs = vec![negotiation::buffers_param(f.modifier.is_some(), n_buffers)];
+    bufs.extend(negotiation::meta_params());
+    let mut params = negotiation::as_pods(&bufs);
+    if let Err(e) = stream.update_params(&mut params) {
+        shared.emit(Event::Error {
+            status: wrd_status::WRD_ERR_PIPEWIRE,
+            message: format!("update_params: {e}"),
+        });
+    }
+}
+
+fn on_add_buffer(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
+    let mut c = core.borrow_mut();
+    // SAFETY: PipeWire hands us a valid pw_buffer whose spa_buffer and datas
+    // stay valid until remove_buffer; n_datas bounds the datas array.
+    let datas: &[spa::sys::spa_data] = unsafe {
+        let sb = (*b).buffer;
+        if sb.is_null() || (*sb).datas.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts((*sb).datas, (*sb).n_datas as usize)
+        }
+    };
+    let mut maps = Vec::with_capacity(datas.len());
+    let mut unsealed = 0;
+    let mut first_err = None;
+    for d in datas {
+        let m = match d.type_ {
+            data_type::MEM_FD => Mapping::map_fd(d.fd as i32, d.mapoffset, d.maxsize),
+            data_type::MEM_PTR if !d.data.is_null() => Ok(Mapping::Ptr {
+                ptr: d.data as *const u8,
+                len: d.maxsize as usize,
+            }),
+            data_type::DMA_BUF => Mapping::dup_fd(d.fd as i32),
+            t => Err(MapError::NotAFile(format!("data type {t}"))),
+        };
+        match &m {
+            Ok(m) if !m.sealed() => unsealed += 1,
+            Err(e) if first_err.is_none() => first_err = Some(e.to_string()),
+            _ => {}
+        }
+        maps.push(m.map(Arc::new));
+    }
+    let generation = c.next_generation;
+    c.next_generation += 1;
+    c.buffers.insert(b as usize, BufState { generation, maps });
+    let shared = c.shared.clone();
+    drop(c);
+    if unsealed > 0 {
+        shared.stats.lock().unsealed_buffers += unsealed;
+    }
+    if let Some(e) = first_err {
+        shared.emit(Event::Error {
+            status: wrd_status::WRD_ERR_BAD_FRAME,
+            message: format!("a buffer could not be mapped: {e}"),
+        });
+    }
+}
+
+/// The metas of a buffer as (type, bytes) pairs.
+///
+/// # Safety
+/// `sb` must be a valid spa_buffer for the duration of the returned borrow.
+unsafe fn metas<'a>(sb: *const spa::sys::spa_buffer) -> Vec<(u32, &'a [u8])> {
+    let mut out = Vec::new();
+    if (*sb).metas.is_null() {
+        return out;
+    }
+    for m in std::slice::from_raw_parts((*sb).metas, (*sb).n_metas as usize) {
+        if !m.data.is_null() && m.size > 0 {
+            out.push((
+                m.type_,
+                std::slice::from_raw_parts(m.data as *const u8, m.size as usize),
+            ));
+        }
+    }
+    out
+}
+
+fn merge_damage(acc: &mut Vec<Region>, more: &[Region], w: u32, h: u32) {
+    acc.extend_from_slice(more);
+    if acc.len() > MAX_ACCUMULATED_RECTS {
+        let x0 = acc.iter().map(|r| r.x).min().unwrap_or(0);
+        let y0 = acc.iter().map(|r| r.y).min().unwrap_or(0);
+        let x1 = acc.iter().map(|r| r.x + r.width as i32).max().unwrap_or(0);
+        let y1 = acc.iter().map(|r| r.y + r.height as i32).max().unwrap_or(0);
+        acc.clear();
+        acc.push(
+            Region {
+                x: x0,
+                y: y0,
+                width: (x1 - x0) as u32,
+                height: (y1 - y0) as u32,
+            }
+            .clip(w, h)
+            .unwrap_or(Region::full(w, h)),
+        );
+    }
+}
+
+/// Damage of a buffer we drop, for accumulating into the next frame.
+fn dropped_damage(c: &mut StreamCore, b: *mut pw::sys::pw_buffer) {
+    let Some(f) = c.format else { return };
+    // SAFETY: `b` is a buffer we dequeued; its spa_buffer and metas are valid
+    // until we queue it back, which happens after this returns.
+    let m = unsafe { metas((*b).buffer) };
+    let parsed = buffer::parse_metas(&m, f.width, f.height);
+    let rects = match parsed.damage {
+        Some(d) if !d.is_empty() => d,
+        _ => vec![Region::full(f.width, f.height)],
+    };
+    let acc = c.pending_damage.get_or_insert_with(Vec::new);
+    merge_damage(acc, &rects, f.width, f.height);
+}
+
+fn queue(raw: *mut pw::sys::pw_stream, b: *mut pw::sys::pw_buffer) {
+    // SAFETY: `b` was dequeued from `raw` by us and is given back once.
+    unsafe {
+        pw::sys::pw_stream_queue_buffer(raw, b);
+    }
+}
+
+fn on_process(core: &Rc<RefCell<StreamCore>>) {
+    let raw = core.borrow().raw;
+    let shared = core.borrow().shared.clone();
+    // Take the newest buffer; older ones are superseded (their damage is
+    // carried into the next frame).
+    let mut newest: *mut pw::sys::pw_buffer = std::ptr::null_mut();
+    loop {
+        // SAFETY: dequeue from our own live stream on its loop thread.
+        let b = unsafe { pw::sys::pw_stream_dequeue_buffer(raw) };
+        if b.is_null() {
+            break;
+        }
+        if !newest.is_null() {
+            dropped_damage(&mut core.borrow_mut(), newest);
+            queue(raw, newest);
+            shared.count_drop(DropReason::Superseded);
+        }
+        newest = b;
+    }
+    if newest.is_null() {
+        return;
+    }
+    let now = Instant::now();
+    {
+        let mut c = core.borrow_mut();
+        c.last_frame = Some(now);
+        if c.stalled {
+            c.stalled = false;
+            drop(c);
+            shared.emit(Event::Resumed);
+        }
+    }
+    if !shared.enabled.load(Ordering::Acquire) {
+        queue(raw, newest);
+        return;
+    }
+    if shared.held.load(Ordering::Acquire) >= shared.max_held {
+        dropped_damage(&mut core.borrow_mut(), newest);
+        queue(raw, newest);
+        shared.count_drop(DropReason::HeldLimit);
+        return;
+    }
+    let built = build_frame(&mut core.borrow_mut(), newest);
+    let (data, mappings, generation) = match built {
+        Ok(v) => v,
+        Err(Invalid(reason, message)) => {
+            queue(raw, newest);
+            shared.count_drop(reason);
+            let mut c = core.borrow_mut();
+            let due = c.bad_event_at[reason as usize]
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+            if due {
+                c.bad_event_at[reason as usize] = Some(now);
+                drop(c);
+                shared.emit(Event::BadFrame { reason, message });
+            }
+            return;
+        }
+    };
+    shared.note_held(1);
+    let mut frame = Frame {
+        inner: Arc::new(FrameInner {
+            data,
+            _mappings: mappings,
+            _hold: Some(BufferHold {
+                stream: shared.clone(),
+                buffer: newest as usize,
+                generation,
+            }),
+        }),
+    };
+    {
+        let mut c = core.borrow_mut();
+        c.fps_window.1 += 1;
+    }
+    shared.stats.lock().frames_delivered += 1;
+    shared.deliver(&frame);
+    // Fast path: nobody kept the frame, give the buffer back right here.
+    if let Some(inner) = Arc::get_mut(&mut frame.inner) {
+        if let Some(hold) = inner._hold.take() {
+            let hold = std::mem::ManuallyDrop::new(hold);
+            shared.note_held(-1);
+            // SAFETY: reading the Arc out of a ManuallyDrop'd hold whose Drop
+            // is skipped, so it is dropped exactly once (here).
+            drop(unsafe { std::ptr::read(&hold.stream) });
+            queue(raw, newest);
+        }
+    }
+}
+
+type Built = (FrameData, Vec<Arc<Mapping>>, u64);
+
+fn build_frame(
+    c: &mut StreamCore,
+    b: *mut pw::sys::pw_buffer,
+) -> std::result::Result<Built, Invalid> {
+    let Some(f) = c.format else {
+        return Err(Invalid(
+            DropReason::NoFormat,
+            "no format negotiated yet".into(),
+        ));
+    };
+    let Some(bs) = c.buffers.get(&(b as usize)) else {
+        return Err(Invalid(DropReason::Unmappable, "unknown buffer".into()));
+    };
+    // SAFETY: `b` is dequeued and live; its spa_buffer, datas, chunks and
+    // metas stay valid until we queue it back. n_datas bounds datas.
+    let (sb, datas) = unsafe {
+        let sb = (*b).buffer;
+        if sb.is_null() || (*sb).datas.is_null() {
+            return Err(Invalid(
+                DropReason::BadLayout,
+                "buffer without datas".into(),
+            ));
+        }
+        (
+            sb,
+            std::slice::from_raw_parts((*sb).datas, (*sb).n_datas as usize),
+        )
+    };
+    if datas.len() != bs.maps.len() {
+        return Err(Invalid(DropReason::BadLayout, "data count changed".into()));
+    }
+    let mut descs = Vec::with_capacity(datas.len());
+    let mut chunk_flags = 0;
+    for (i, d) in datas.iter().enumerate() {
+        let chunk = if d.chunk.is_null() {
+            ChunkDesc::default()
+        } else {
+            // SAFETY: chunk points into PipeWire's mapping of the buffer's
+            // chunk area, valid while the buffer is dequeued.
+            let ch = unsafe { *d.chunk };
+            ChunkDesc {
+                offset: ch.offset,
+                size: ch.size,
+                stride: ch.stride,
+                flags: ch.flags,
+            }
+        };
+        chunk_flags |= chunk.flags;
+        let mapped_len = match &bs.maps[i] {
+            Ok(m) => m.bytes().map(|(_, l)| l).unwrap_or(0),
+            Err(e) => {
+                return Err(Invalid(
+                    DropReason::Unmappable,
+                    format!("data {i} could not be mapped: {e}"),
+                ))
+            }
+        };
+        descs.push(DataDesc {
+            data_type: d.type_,
+            mapped_len,
+            chunk,
+        });
+    }
+    let mut mappings = Vec::new();
+    let pixels = if let Some(modifier) = f.modifier {
+        let fds: Vec<i32> = bs
+            .maps
+            .iter()
+            .map(|m| m.as_ref().ok().and_then(|m| m.raw_fd()).unwrap_or(-1))
+            .collect();
+        let spans = buffer::validate_dmabuf(f.format, &descs, &fds)?;
+        let mut planes = Vec::with_capacity(spans.len());
+        for (di, offset, stride) in spans {
+            if let Ok(m) = &bs.maps[di] {
+                mappings.push(m.clone());
+            }
+            planes.push(DmaPlane {
+                fd: fds[di],
+                offset,
+                stride,
+            });
+        }
+        Pixels::Dmabuf { modifier, planes }
+    } else {
+        match buffer::validate_shm(f.format, f.width, f.height, &descs)? {
+            ShmLayout::CursorOnly => Pixels::None,
+            ShmLayout::Planes(spans) => {
+                let mut planes = Vec::with_capacity(spans.len());
+                for s in spans {
+                    let Ok(m) = &bs.maps[s.data] else {
+                        return Err(Invalid(DropReason::Unmappable, "unmapped data".into()));
+                    };
+                    let Some((base, len)) = m.bytes() else {
+                        return Err(Invalid(
+                            DropReason::BadLayout,
+                            "plane without memory".into(),
+                        ));
+                    };
+                    debug_assert!(s.offset + s.len <= len);
+                    if !mappings.iter().any(|x| Arc::ptr_eq(x, m)) {
+                        mappings.push(m.clone());
+                    }
+                    planes.push(Plane {
+                        ptr: base.wrapping_add(s.offset),
+                        len: s.len,
+                        offset: s.offset,
+                        stride: s.stride,
+                    });
+                }
+                Pixels::Shm(planes)
+            }
+        }
+    };
+    // SAFETY: see above; metas are valid while the buffer is dequeued.
+    let m = unsafe { metas(sb) };
+    let parsed = buffer::parse_metas(&m, f.width, f.height);
+    let mut fl = parsed.flags;
+    if chunk_flags & (spa::sys::SPA_CHUNK_FLAG_CORRUPTED as i32) != 0 {
+        fl |= flags::CORRUPTED;
+    }
+    if matches!(pixels, Pixels::None) {
+        fl |= flags::CURSOR_ONLY;
+    }
+    let mut damage = match parsed.damage {
+        Some(d) if !d.is_empty() => d,
+        _ => {
+            fl |= flags::FULL_DAMAGE;
+            vec![Region::full(f.width, f.height)]
+        }
+    };
+    if let Some(mut acc) = c.pending_damage.take() {
+        if fl & flags::FULL_DAMAGE == 0 {
+            merge_damage(&mut acc, &damage, f.width, f.height);
+            damage = acc;
+            fl |= flags::DAMAGE_ACCUMULATED;
+        }
+    }
+    if parsed.bad > 0 {
+        c.shared.stats.lock().bad_metas += u64::from(parsed.bad);
+    }
+    c.seq += 1;
+    let (pts, seq) = match parsed.header {
+        Some((_, pts, seq)) => (pts, seq),
+        None => (-1, c.seq - 1),
+    };
+    Ok((
+        FrameData {
+            stream_id: c.shared.id,
+            sequence: seq,
+            pts_ns: pts,
+            received_ns: monotonic_ns(),
+            format: f.format,
+            width: f.width,
+            height: f.height,
+            matrix: f.matrix,
+            range: f.range,
+            pixels,
+            damage,
+            crop: parsed.crop,
+            cursor: parsed.cursor,
+            transform: parsed.transform,
+            flags: fl,
+            buffer_index: bs.generation as u32,
+            format_generation: c.format_generation,
+        },
+        mappings,
+        bs.generation,
+    ))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into our local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+pub(crate) fn node_appeared(state: &Rc<LoopState>, id: u32) {
+    let now = Instant::now();
+    for e in state.streams.borrow().values() {
+        let mut c = e.core.borrow_mut();
+        if e.shared.node_id == id && c.node_seen_at.is_none() {
+            c.node_seen_at = Some(now);
+        }
+    }
+}
+
+pub(crate) fn node_removed(state: &Rc<LoopState>, id: u32) {
+    let hit: Vec<Arc<StreamShared>> = state
+        .streams
+        .borrow()
+        .values()
+        .filter(|e| e.shared.node_id == id)
+        .map(|e| {
+            e.core.borrow_mut().closed = true;
+            e.shared.clone()
+        })
+        .collect();
+    for s in hit {
+        s.emit(Event::NodeGone);
+        s.emit(Event::StateChanged(StreamState::Closed));
+    }
+}
+
+pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
+    let opts = &state.shared.options;
+    let mut events: Vec<(Arc<StreamShared>, Vec<Event>)> = Vec::new();
+    for e in state.streams.borrow().values() {
+        let mut c = e.core.borrow_mut();
+        let mut evs = Vec::new();
+        let elapsed = now.duration_since(c.fps_window.0);
+        if elapsed >= Duration::from_secs(1) {
+            let fps = c.fps_window.1 as f64 / elapsed.as_secs_f64();
+            c.fps_window = (now, 0);
+            e.shared.stats.lock().fps = fps;
+        }
+        if !c.error_sent && !c.closed {
+            match c.node_seen_at {
+                None if now.duration_since(c.added_at) >= opts.node_timeout => {
+                    c.error_sent = true;
+                    evs.push(Event::Error {
+                        status: wrd_status::WRD_ERR_NODE_NOT_FOUND,
+                        message: format!("node {} does not exist", e.shared.node_id),
+                    });
+                    evs.push(Event::StateChanged(StreamState::Error));
+                }
+                Some(seen)
+                    if c.format.is_none()
+                        && now.duration_since(seen) >= opts.negotiation_timeout =>
+                {
+                    c.error_sent = true;
+                    evs.push(Event::Error {
+                        status: wrd_status::WRD_ERR_NEGOTIATION,
+                        message: format!(
+                            "no format agreed with node {} within {} ms",
+                            e.shared.node_id,
+                            opts.negotiation_timeout.as_millis()
+                        ),
+                    });
+                    evs.push(Event::StateChanged(StreamState::Error));
+                }
+                _ => {}
+            }
+        }
+        if !c.stall_timeout.is_zero() && !c.stalled && !c.closed {
+            let since = c.last_frame.unwrap_or(c.added_at);
+            if c.format.is_some() && now.duration_since(since) >= c.stall_timeout {
+                c.stalled = true;
+                evs.push(Event::Stalled);
+            }
+        }
+        if !evs.is_empty() {
+            events.push((e.shared.clone(), evs));
+        }
+    }
+    for (s, evs) in events {
+        for ev in evs {
+            s.emit(ev);
+        }
+    }
+}

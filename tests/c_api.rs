@@ -1,0 +1,268 @@
+//! The C API as a C program uses it: installed with `make install`, built
+//! with nothing but the installed header and pkg-config, run against a
+//! private PipeWire.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use wrd_capture::PixelFormat;
+use wrd_testsrc::pattern;
+use wrd_testsrc::sandbox::{Producer, Sandbox};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `make install` into a private prefix, once per test binary.
+fn prefix() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wrd-c-api-{}", std::process::id()));
+        let prefix = dir.join("prefix");
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        let out = Command::new("make")
+            .current_dir(ROOT)
+            .arg("install")
+            .arg(format!("PREFIX={}", prefix.display()))
+            .arg(format!("PROFILE={profile}"))
+            .output()
+            .expect("make");
+        assert!(
+            out.status.success(),
+            "make install failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in [
+            "include/wrd_capture.h",
+            "lib/pkgconfig/wrd-capture.pc",
+            "lib/libwrd_capture.so",
+            "lib/libwrd_capture.a",
+        ] {
+            assert!(prefix.join(f).exists(), "{f} installed");
+        }
+        prefix
+    })
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    let out = Command::new("pkg-config")
+        .args(args)
+        .arg("wrd-capture")
+        .env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config");
+    assert!(
+        out.status.success(),
+        "pkg-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Build `tests/c/<name>.c` (or as C++) with the installed header and
+/// pkg-config only.
+fn build(name: &str, compiler: &str, std: &str) -> PathBuf {
+    let src = Path::new(ROOT).join("tests/c").join(format!("{name}.c"));
+    let exe = prefix()
+        .parent()
+        .unwrap()
+        .join(format!("{name}-{compiler}"));
+    let mut cmd = Command::new(compiler);
+    if compiler == "c++" {
+        cmd.args(["-x", "c++"]);
+    }
+    cmd.arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
+        .args(pkg_config(&["--cflags"]))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .args(pkg_config(&["--libs"]));
+    let out = cmd.output().expect("compiler");
+    assert!(
+        out.status.success(),
+        "{compiler} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+fn run(sb: &Sandbox, exe: &Path, args: &[String]) -> String {
+    let out = sb
+        .command(exe)
+        .args(args)
+        .env("LD_LIBRARY_PATH", prefix().join("lib"))
+        .output()
+        .expect("run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{} failed:\n{text}", exe.display());
+    text
+}
+
+#[test]
+fn header_compiles_as_c99_and_cxx_pedantic() {
+    let sb = Sandbox::start();
+    for (cc, std) in [("cc", "c99"), ("c++", "c++17")] {
+        let exe = build("header_check", cc, std);
+        run(&sb, &exe, &[]);
+    }
+}
+
+fn gst_reference(fmt: PixelFormat, w: u32, h: u32, dir: &Path) -> PathBuf {
+    let file = dir.join(format!("ref-{}.raw", fmt.name()));
+    let st = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=1",
+            "pattern=checkers-8",
+            "!",
+        ])
+        .arg(format!(
+            "video/x-raw,format={},width={w},height={h}",
+            fmt.name()
+        ))
+        .args(["!", "filesink"])
+        .arg(format!("location={}", file.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    file
+}
+
+/// A C program captures frames from GStreamer's producer (default-daemon
+/// path) and checks every row of every plane against the reference.
+#[test]
+fn c_program_checks_pixels_from_gstreamer() {
+    let exe = build("capture_check", "cc", "c99");
+    let sb = Sandbox::start();
+    for fmt in [PixelFormat::Bgrx, PixelFormat::I420] {
+        let (w, h) = (320u32, 240u32);
+        let name = format!("c-gst-{}", fmt.name());
+        let mut gst = sb
+            .command("gst-launch-1.0")
+            .args([
+                "-q",
+                "videotestsrc",
+                "is-live=true",
+                "pattern=checkers-8",
+                "!",
+            ])
+            .arg(format!(
+                "video/x-raw,format={},width={w},height={h},framerate=30/1",
+                fmt.name()
+            ))
+            .args(["!", "pipewiresink", "mode=provide"])
+            .arg(format!(
+                "stream-properties=p,media.class=Video/Source,media.type=Video,node.name={name}"
+            ))
+            .spawn()
+            .unwrap();
+        let cap = wrd_capture::Capture::new(Some(sb.connect_fd()), Default::default()).unwrap();
+        let t = std::time::Instant::now();
+        let node = loop {
+            if let Some(n) = cap.nodes().into_iter().find(|n| n.name == name) {
+                break n.id;
+            }
+            assert!(t.elapsed().as_secs() < 10, "gst node");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        drop(cap);
+        let reference = gst_reference(fmt, w, h, prefix().parent().unwrap());
+        let out = run(
+            &sb,
+            &exe,
+            &[
+                node.to_string(),
+                reference.display().to_string(),
+                (fmt as u32).to_string(),
+                w.to_string(),
+                h.to_string(),
+                "10".into(),
+            ],
+        );
+        assert!(
+            out.contains("ok 10 frames with the reference pixels"),
+            "{out}"
+        );
+        let _ = gst.kill();
+        let _ = gst.wait();
+    }
+}
+
+/// The pull API with poll() over a socket the C program connected itself;
+/// the frames it dumped match wrd-testsrc's pattern byte for byte.
+#[test]
+fn c_program_pulls_with_poll_over_its_own_socket() {
+    let exe = build("pull_poll", "cc", "c99");
+    let sb = Sandbox::start();
+    let prod = Producer::spawn(
+        &sb,
+        &["--format", "I420", "--size", "96x64", "--rate", "60"],
+    );
+    let dir = prefix().parent().unwrap().join("dumps");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = run(
+        &sb,
+        &exe,
+        &[
+            prod.nodes()[0].id.to_string(),
+            "30".into(),
+            dir.display().to_string(),
+        ],
+    );
+    assert!(out.contains("ok 30 frames pulled with poll()"), "{out}");
+    let mut checked = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("txt") {
+            continue;
+        }
+        let meta: Vec<usize> = std::fs::read_to_string(&p)
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let fmt = PixelFormat::from_raw(meta[0] as u32).unwrap();
+        let (w, h, n) = (meta[1] as u32, meta[2] as u32, meta[3]);
+        let raw = std::fs::read(p.with_extension("raw")).unwrap();
+        let mut planes = Vec::new();
+        let mut strides = Vec::new();
+        let mut off = 0;
+        for i in 0..n {
+            let (size, stride) = (meta[4 + 2 * i], meta[5 + 2 * i]);
+            planes.push(&raw[off..off + size]);
+            strides.push(stride);
+            off += size;
+        }
+        let (seq, stream) = pattern::decode(fmt, w, h, planes[0], strides[0]).expect("code");
+        pattern::check(fmt, w, h, seq, stream, &planes, &strides).unwrap();
+        let name_seq: u64 = p
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("frame-")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            seq, name_seq,
+            "the pixels carry the frame's sequence number"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
