@@ -24,7 +24,9 @@ use pw::spa;
 use spa::pod::Pod;
 
 fn usage() -> ! {
-    eprintln!("usage: pw_probe [--target-id ID] [--prop KEY=VALUE]... [--frames N] [--timeout SECS]");
+    eprintln!(
+        "usage: pw_probe [--target-id ID] [--prop KEY=VALUE]... [--frames N] [--timeout SECS]"
+    );
     std::process::exit(3);
 }
 
@@ -41,7 +43,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--target-id" => target_id = Some(args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())),
+            "--target-id" => {
+                target_id = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| usage()),
+                )
+            }
             "--prop" => {
                 let kv = args.next().unwrap_or_else(|| usage());
                 let (k, v) = kv.split_once('=').unwrap_or_else(|| usage());
@@ -50,8 +58,18 @@ fn main() {
                     props.push((k.into(), v.into()));
                 }
             }
-            "--frames" => frames = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            "--timeout" => timeout = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--frames" => {
+                frames = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--timeout" => {
+                timeout = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             _ => usage(),
         }
     }
@@ -61,7 +79,12 @@ fn main() {
     }));
 }
 
-fn run(target_id: Option<u32>, props: Vec<(String, String)>, frames: u32, timeout: f64) -> Result<i32, pw::Error> {
+fn run(
+    target_id: Option<u32>,
+    props: Vec<(String, String)>,
+    frames: u32,
+    timeout: f64,
+) -> Result<i32, pw::Error> {
     pw::init();
     // SAFETY: returns a static NUL-terminated string.
     let lib = unsafe { CStr::from_ptr(pw::sys::pw_get_library_version()) };
@@ -131,15 +154,34 @@ fn run(target_id: Option<u32>, props: Vec<(String, String)>, frames: u32, timeou
         spa::param::ParamType::EnumFormat,
         spa::pod::property!(F::MediaType, Id, MediaType::Video),
         spa::pod::property!(F::MediaSubtype, Id, MediaSubtype::Raw),
-        spa::pod::property!(F::VideoFormat, Choice, Enum, Id, V::BGRx, V::BGRx, V::RGBx, V::BGRA, V::RGBA),
+        spa::pod::property!(
+            F::VideoFormat,
+            Choice,
+            Enum,
+            Id,
+            V::BGRx,
+            V::BGRx,
+            V::RGBx,
+            V::BGRA,
+            V::RGBA
+        ),
         spa::pod::property!(
             F::VideoSize,
             Choice,
             Range,
             Rectangle,
-            spa::utils::Rectangle { width: 320, height: 240 },
-            spa::utils::Rectangle { width: 1, height: 1 },
-            spa::utils::Rectangle { width: 8192, height: 8192 }
+            spa::utils::Rectangle {
+                width: 320,
+                height: 240
+            },
+            spa::utils::Rectangle {
+                width: 1,
+                height: 1
+            },
+            spa::utils::Rectangle {
+                width: 8192,
+                height: 8192
+            }
         ),
         spa::pod::property!(
             F::VideoFramerate,
@@ -148,14 +190,19 @@ fn run(target_id: Option<u32>, props: Vec<(String, String)>, frames: u32, timeou
             Fraction,
             spa::utils::Fraction { num: 30, denom: 1 },
             spa::utils::Fraction { num: 0, denom: 1 },
-            spa::utils::Fraction { num: 1000, denom: 1 }
+            spa::utils::Fraction {
+                num: 1000,
+                denom: 1
+            }
         ),
     );
-    let bytes: Vec<u8> =
-        spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &spa::pod::Value::Object(obj))
-            .expect("serialize EnumFormat")
-            .0
-            .into_inner();
+    let bytes: Vec<u8> = spa::pod::serialize::PodSerializer::serialize(
+        std::io::Cursor::new(Vec::new()),
+        &spa::pod::Value::Object(obj),
+    )
+    .expect("serialize EnumFormat")
+    .0
+    .into_inner();
     let mut params = [Pod::from_bytes(&bytes).expect("pod")];
 
     stream.connect(
@@ -166,7 +213,9 @@ fn run(target_id: Option<u32>, props: Vec<(String, String)>, frames: u32, timeou
     )?;
 
     let timer = mainloop.loop_().add_timer(move |_| ml3.quit());
-    timer.update_timer(Some(Duration::from_secs_f64(timeout)), None).into_sync_result()?;
+    timer
+        .update_timer(Some(Duration::from_secs_f64(timeout)), None)
+        .into_sync_result()?;
 
     mainloop.run();
     println!("frames {} status {}", count.get(), status.get());
