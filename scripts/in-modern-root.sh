@@ -11,8 +11,12 @@
 #                    (they find libpipewire-0.3.so.0 1.4.x through the root's
 #                    loader; glibc is 2.36 on both sides)
 #   $CARGO_TARGET_DIR the same, when it lies outside the checkout
+#   $CARGO_HOME, $RUSTUP_HOME  the host's Rust toolchain, same paths, first on
+#                    PATH, CARGO_NET_OFFLINE=true (WRD_MODERN_NO_TOOLCHAIN=1: not bound)
 #   /proc            fresh (own PID namespace: every process the command leaves
 #                    behind — stray pipewire/wireplumber/dbus — is killed when it ends)
+#   /usr/include, /usr/lib/llvm-*/lib/clang  the host's build-time headers,
+#                    read-only (cargo fingerprints; WRD_MODERN_HOST_HEADERS=0: not bound)
 #   /sys             host's, read-only
 #   /dev             host's devices (DRM render nodes for the GPU tests), with a
 #                    fresh tmpfs on /dev/shm
@@ -26,7 +30,8 @@
 #
 # The environment is cleared except PATH (the root's), TERM, LANG and the
 # variables matching $PASS_RE below (CARGO_*, RUST_*, WRD_*, NEXTEST_*, GST_DEBUG*,
-# PIPEWIRE_DEBUG, WIREPLUMBER_DEBUG, PYTEST_*, CI...). The host's
+# PIPEWIRE_DEBUG, WIREPLUMBER_DEBUG, PYTEST_*, CI, and the build variables that
+# build scripts watch: CC, CFLAGS, PKG_CONFIG*, BINDGEN_*...). The host's
 # DBUS_SESSION_BUS_ADDRESS, XDG_RUNTIME_DIR, PIPEWIRE_REMOTE, DISPLAY and
 # WAYLAND_DISPLAY never leak in.
 #
@@ -69,19 +74,43 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then
     T=$(cd "$CARGO_TARGET_DIR" && pwd)
     case "$T/" in "$REPO"/*) ;; *) BINDS+=("$T") ;; esac
 fi
+# The host's Rust toolchain (rustup + cargo home), at the same paths: the
+# tests call cargo at run time (make install, cargo build --example, building
+# wrd-testsrc); with everything built on the host first, those calls find
+# every artifact fresh and compile nothing (see modern-leg.sh).
+TOOLCHAIN_PATH=
+if [ "${WRD_MODERN_NO_TOOLCHAIN:-0}" != 1 ]; then
+    CH=${CARGO_HOME:-$HOME/.cargo}
+    RH=${RUSTUP_HOME:-$HOME/.rustup}
+    if [ -d "$CH/bin" ]; then
+        CH=$(cd "$CH" && pwd); BINDS+=("$CH"); TOOLCHAIN_PATH="$CH/bin:"
+        TOOLCHAIN_ENV=(CARGO_HOME="$CH" CARGO_NET_OFFLINE=true)
+        if [ -d "$RH" ]; then RH=$(cd "$RH" && pwd); BINDS+=("$RH"); TOOLCHAIN_ENV+=(RUSTUP_HOME="$RH"); fi
+    fi
+fi
+# The host's build-time headers, read-only over the root's: cargo's
+# fingerprints of pipewire-sys/libspa-sys (bindgen) list every header they
+# parsed (rerun-if-changed: /usr/include/..., clang's builtin headers); with
+# the host's files in place they stay fresh inside the root. Run time is
+# unaffected (headers only). WRD_MODERN_HOST_HEADERS=0: keep the root's.
+RO_BINDS=()
+if [ "${WRD_MODERN_HOST_HEADERS:-1}" = 1 ]; then
+    RO_BINDS+=(/usr/include)
+    for d in /usr/lib/llvm-*/lib/clang; do [ -d "$d" ] && RO_BINDS+=("$d"); done
+fi
 IFS=: read -r -a EXTRA <<<"${WRD_MODERN_BIND:-}"
 for p in "${EXTRA[@]}"; do [ -z "$p" ] || BINDS+=("$(realpath "$p")"); done
 
 UID_=$(id -u)
-PASS_RE='^(CARGO_[A-Z0-9_]*|RUST_[A-Z0-9_]*|RUSTFLAGS|WRD_[A-Z0-9_]*|NEXTEST_[A-Z0-9_]*|GST_DEBUG[A-Z_]*|PIPEWIRE_DEBUG|PIPEWIRE_LOG[A-Z_]*|WIREPLUMBER_DEBUG|SPA_DEBUG|PYTEST_[A-Z0-9_]*|PYTHONUNBUFFERED|PYTHONFAULTHANDLER|CI|GITHUB_[A-Z0-9_]*|TERM|NO_COLOR|CLICOLOR[A-Z_]*)$'
-ENV=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+PASS_RE='^(CARGO_[A-Z0-9_]*|RUST_[A-Z0-9_]*|RUSTFLAGS|RUSTDOCFLAGS|RUSTUP_TOOLCHAIN|WRD_[A-Z0-9_]*|NEXTEST_[A-Z0-9_]*|GST_DEBUG[A-Z_]*|PIPEWIRE_DEBUG|PIPEWIRE_LOG[A-Z_]*|WIREPLUMBER_DEBUG|SPA_DEBUG|PYTEST_[A-Z0-9_]*|CC|CXX|CFLAGS|CXXFLAGS|CPPFLAGS|LDFLAGS|AR|CPATH|C_INCLUDE_PATH|PKG_CONFIG[A-Z0-9_]*|LIBCLANG_PATH|BINDGEN_[A-Z0-9_]*|SYSTEM_DEPS_[A-Z0-9_]*|SOURCE_DATE_EPOCH|PYTHONUNBUFFERED|PYTHONFAULTHANDLER|CI|GITHUB_[A-Z0-9_]*|TERM|NO_COLOR|CLICOLOR[A-Z_]*)$'
+ENV=(PATH="${TOOLCHAIN_PATH}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
      HOME=/tmp/home LANG=C.UTF-8 USER="$(id -un)" LOGNAME="$(id -un)"
      XDG_RUNTIME_DIR="/run/user/$UID_"
-     WRD_MODERN_LEG=1 WRD_MODERN_ROOT="$ROOT")
+     WRD_MODERN_LEG=1 WRD_MODERN_ROOT="$ROOT" ${TOOLCHAIN_ENV[@]+"${TOOLCHAIN_ENV[@]}"})
 while IFS= read -r -d '' kv; do
     name=${kv%%=*}
     [[ $name =~ $PASS_RE ]] || continue
-    case "$name" in WRD_MODERN_LEG|WRD_MODERN_ROOT) continue ;; esac
+    case "$name" in WRD_MODERN_LEG|WRD_MODERN_ROOT|CARGO_HOME|CARGO_NET_OFFLINE) continue ;; esac
     ENV+=("$kv")
 done < <(env -0)
 
@@ -114,6 +143,10 @@ if [ "$BACKEND" = bwrap ]; then
         [ -d "$ROOT$p" ] || mkdir -p "$ROOT$p"
         args+=(--bind "$p" "$p")
     done
+    for p in ${RO_BINDS[@]+"${RO_BINDS[@]}"}; do
+        [ -d "$ROOT$p" ] || mkdir -p "$ROOT$p"
+        args+=(--ro-bind "$p" "$p")
+    done
     args+=(--chdir "$CWD" --clearenv)
     for kv in "${ENV[@]}"; do args+=(--setenv "${kv%%=*}" "${kv#*=}"); done
     # --new-session (setsid) guards against TIOCSTI; keep the job control of
@@ -126,12 +159,14 @@ fi
 
 # Fallback: unshare (mount + PID namespace) + chroot. Mounts live in the
 # private namespace only and disappear with it.
-for p in "${BINDS[@]}"; do [ -d "$ROOT$p" ] || mkdir -p "$ROOT$p"; done
+for p in "${BINDS[@]}" ${RO_BINDS[@]+"${RO_BINDS[@]}"}; do [ -d "$ROOT$p" ] || mkdir -p "$ROOT$p"; done
 # shellcheck disable=SC2016
 exec unshare --mount --propagation private --pid --fork --kill-child -- /bin/bash -c '
     set -e
     root=$1 uid=$2 host_tmp=$3 cwd=$4 nb=$5; shift 5
     binds=("${@:1:nb}"); shift "$nb"
+    nr=$1; shift
+    robinds=("${@:1:nr}"); shift "$nr"
     n_env=$1; shift
     envs=("${@:1:n_env}"); shift "$n_env"
     # A private, writable view of the root: bind it onto itself read-only.
@@ -146,6 +181,7 @@ exec unshare --mount --propagation private --pid --fork --kill-child -- /bin/bas
     if [ "$host_tmp" = 1 ]; then mount --rbind /tmp "$root/tmp"; else mount -t tmpfs tmpfs "$root/tmp"; fi
     mkdir -p "$root/tmp/home" "$root/run/user/$uid"; chmod 0700 "$root/run/user/$uid"
     for p in "${binds[@]}"; do mount --rbind "$p" "$root$p"; done
+    for p in "${robinds[@]}"; do mount --rbind "$p" "$root$p"; mount -o remount,bind,ro "$root$p"; done
     exec chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/sh -c "cd \"\$0\" && exec \"\$@\"" "$cwd" "$@"
 ' in-modern-root "$ROOT" "$UID_" "${WRD_MODERN_HOST_TMP:-0}" "$CWD" "${#BINDS[@]}" "${BINDS[@]}" \
-    "${#ENV[@]}" "${ENV[@]}" "$@"
+    "${#RO_BINDS[@]}" ${RO_BINDS[@]+"${RO_BINDS[@]}"} "${#ENV[@]}" "${ENV[@]}" "$@"

@@ -5,39 +5,92 @@
 # plugins, WirePlumber 0.5.x, GStreamer pipewire plugin, dbus). Same binaries,
 # newer libpipewire-0.3.so.0 and daemon.
 #
-# Usage: scripts/modern-leg.sh [options] [-- TEST-BINARY-ARGS...]
-#   --no-build        reuse the test list from the last run (target/modern-leg/)
+# Usage: scripts/modern-leg.sh [options] [-- TEST-ARGS...]
+#   --runner cargo    (default) `cargo test --workspace --no-fail-fast` inside
+#                     the root, with everything already built on the host
+#   --runner binaries run the test executables one by one (no cargo process
+#                     around them; the tests may still call cargo themselves)
+#   --no-build        skip the host build (reuse target/ as it is)
 #   --only PART       run only PART: rust | c | python (repeatable)
-#   --keep-going      (default) run every part even if one fails
-#   -- ARGS           passed to every Rust test binary (libtest args, e.g. a
-#                     filter, --test-threads=1, --nocapture)
+#   -- ARGS           libtest arguments for every test binary (a filter,
+#                     --test-threads=1, --nocapture, ...)
+# Environment: WRD_MODERN_CARGO_ARGS (e.g. "--release"), WRD_MODERN_PREBUILD
+# (extra host commands, run with bash, before entering the root),
+# WRD_MODERN_ALLOW_REBUILD=1 (do not fail when cargo would compile something
+# inside the root), WRD_MODERN_PYTEST_ARGS, and those of in-modern-root.sh.
 #
 # Steps:
-#   1. scripts/modern-root.sh            ensure the root (cached outside the
-#                                        checkout; builds it on first use)
-#   2. on the host: cargo build --workspace --bins --examples, then
-#                   cargo test --workspace --no-run --message-format=json
-#                                        ($WRD_MODERN_CARGO_ARGS appended, e.g.
-#                                        "--release" or "--features x"), listing
-#                                        the test executables it produced
-#   3. in the root (scripts/in-modern-root.sh): every test executable, with
-#                                        the cwd and CARGO_* variables cargo test
-#                                        would give it; libtest's own output
-#                                        and a summary in cargo test's format
-#   4. tests/c/run.sh in the root, when it exists. No compiler exists in the
-#      root: C tests are built on the host. When run.sh understands
-#      --build-only (grep), it is first called so on the host; inside the root
-#      it is called plainly with WRD_MODERN_LEG=1 set (so it can skip building).
-#   5. python3 -m pytest bindings/python/tests in the root ($WRD_MODERN_PYTEST_ARGS
-#      appended), when the directory exists.
+#   1. scripts/modern-root.sh  ensure the root (cached outside the checkout in
+#      /var/cache/wrd-capture/bookworm-bpo; built on first use)
+#   2. on the host, every build the tests trigger themselves, so that inside
+#      the root cargo finds it all fresh and compiles nothing:
+#        cargo build --workspace --all-targets
+#        cargo build -p wrd-capture                   (make install: tests/c_api.rs)
+#        cargo build -p wrd-testsrc --bin wrd-testsrc (wrd_testsrc::sandbox)
+#        cargo build --examples                       (tests/capture.rs)
+#        cargo test --workspace --no-run
+#      ($WRD_MODERN_CARGO_ARGS appended to each)
+#   3. in the root (scripts/in-modern-root.sh: host toolchain and headers
+#      bound in, CARGO_NET_OFFLINE): `cargo test --workspace --no-run` must
+#      report nothing to compile (else: fail, "not the host build"), then the
+#      tests; libtest's output and a summary in cargo test's format. Library
+#      artifacts (.rlib/.so/.a) newer than the start of the run are reported.
+#   4. tests/c/run.sh in the root, when it exists (today the C programs are
+#      built and run by tests/c_api.rs, i.e. by step 3).
+#   5. python3 -m pytest bindings/python/tests in the root, with
+#      WRD_CAPTURE_LIB=target/release/libwrd_capture.so built on the host, when
+#      the directory exists.
 # Exit status: 0 when every part that ran passed, 1 otherwise.
-#
-# Not run in the root: doctests (they need rustdoc/cargo; they run in the
-# host leg and do not touch PipeWire).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+
+# Sum libtest's "test result:" lines of log $1; print cargo test's format.
+summarize() { # log label rc seconds
+    awk -v label="$2" -v rc="$3" -v secs="$4" '
+        /^test result: / { n++; p+=$4; f+=$6; i+=$8; m+=$10; fo+=$12 }
+        END { st = (rc == 0) ? "ok" : "FAILED"
+              printf "modern-leg %s: test result: %s. %d passed; %d failed; %d ignored; %d measured; %d filtered out; finished in %ss (%d test binaries)\n",
+                     label, st, p, f, i, m, fo, secs, n }' "$1"
+}
+
+# ---------------------------------------------------------------------------
+# Inside the root: cargo test over the host build.
+# ---------------------------------------------------------------------------
+if [ "${1:-}" = "--inside-cargo" ]; then
+    state=$2; shift 2
+    [ "${1:-}" = "--" ] && shift
+    cd "$REPO"
+    touch "$state/inside.stamp"
+    # shellcheck disable=SC2086
+    if ! cargo test --workspace --no-run --offline ${WRD_MODERN_CARGO_ARGS:-} >"$state/fresh.log" 2>&1; then
+        cat "$state/fresh.log"
+        echo "modern-leg: cargo test --no-run failed inside the root (above)"; exit 1
+    fi
+    if grep -E '^ +Compiling ' "$state/fresh.log"; then
+        echo "modern-leg: cargo would compile the crates above inside the root: this would not be"
+        echo "  the host build (fingerprints differ: environment, headers, features?)."
+        [ "${WRD_MODERN_ALLOW_REBUILD:-0}" = 1 ] || exit 1
+        echo "  WRD_MODERN_ALLOW_REBUILD=1: going on."
+    fi
+    t0=$(date +%s%N)
+    set +e
+    # shellcheck disable=SC2086
+    cargo test --workspace --no-fail-fast --offline ${WRD_MODERN_CARGO_ARGS:-} -- "$@" 2>&1 | tee "$state/cargo-test.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    secs=$(awk -v n="$(( $(date +%s%N) - t0 ))" 'BEGIN{printf "%.2f", n/1e9}')
+    rebuilt=$(find "${CARGO_TARGET_DIR:-$REPO/target}" -path '*/deps/*' -newer "$state/inside.stamp" \
+                   \( -name '*.rlib' -o -name '*.so' -o -name '*.a' \) 2>/dev/null | head -n 20)
+    if [ -n "$rebuilt" ]; then
+        echo "modern-leg: WARNING: library artifacts were (re)built inside the root during the tests:"
+        printf '  %s\n' $rebuilt
+    fi
+    echo
+    summarize "$state/cargo-test.log" rust "$rc" "$secs"
+    exit "$rc"
+fi
 
 # ---------------------------------------------------------------------------
 # Inside the root: run the Rust test executables listed in $1.
@@ -95,13 +148,14 @@ fi
 # On the host.
 # ---------------------------------------------------------------------------
 BUILD=1
+RUNNER=${WRD_MODERN_RUNNER:-cargo}
 ONLY=()
 TEST_ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0 ;;
+        --runner) RUNNER=$2; shift ;;
         --only) ONLY+=("$2"); shift ;;
-        --keep-going) ;;
         --) shift; TEST_ARGS=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "modern-leg: unknown argument: $1" >&2; exit 2 ;;
@@ -123,17 +177,25 @@ say() { printf '\n=== modern-leg: %s\n' "$*"; }
 say "root"
 "$HERE/modern-root.sh"
 
+ARGS=${WRD_MODERN_CARGO_ARGS:-}
+if [ "$BUILD" = 1 ] && { want rust || want python; }; then
+    say "building on the host (PipeWire $(pkg-config --modversion libpipewire-0.3 2>/dev/null || echo '?') headers) ${ARGS}"
+    # shellcheck disable=SC2086
+    {
+        cargo build --workspace --all-targets $ARGS
+        cargo build -p wrd-capture $ARGS
+        if cargo metadata --no-deps --format-version 1 2>/dev/null | grep -q '"name":"wrd-testsrc"'; then
+            cargo build -p wrd-testsrc --bin wrd-testsrc $ARGS
+        fi
+        cargo build --examples $ARGS
+        [ -z "${WRD_MODERN_PREBUILD:-}" ] || bash -c "$WRD_MODERN_PREBUILD"
+    }
+fi
+
 if want rust; then
     if [ "$BUILD" = 1 ]; then
-        say "building on the host (cargo build --workspace --bins --examples; cargo test --workspace --no-run) ${WRD_MODERN_CARGO_ARGS:-}"
-        # The workspace's binaries (wrd-testsrc, ...) and examples too: tests
-        # and scripts run them from target/, and cargo test only builds the
-        # bins of a package for that package's own integration tests.
         # shellcheck disable=SC2086
-        cargo build --workspace --bins --examples ${WRD_MODERN_CARGO_ARGS:-}
-        # shellcheck disable=SC2086
-        cargo test --workspace --no-run --message-format=json-render-diagnostics ${WRD_MODERN_CARGO_ARGS:-} \
-            >"$STATE/cargo.json"
+        cargo test --workspace --no-run --message-format=json-render-diagnostics $ARGS >"$STATE/cargo.json"
         # One line per test executable: exe, package dir, package, version, kind, target.
         python3 - "$STATE/cargo.json" >"$LIST.tmp" <<'EOF'
 import json, os, sys
@@ -167,9 +229,17 @@ for line in open(sys.argv[1]):
 EOF
         mv "$LIST.tmp" "$LIST"
     fi
-    [ -f "$LIST" ] || { echo "modern-leg: no $LIST (run without --no-build)" >&2; exit 1; }
-    say "Rust tests in the modern root ($(wc -l <"$LIST") executables)"
-    if "$HERE/in-modern-root.sh" -- "$HERE/modern-leg.sh" --inside-rust "$LIST" -- "${TEST_ARGS[@]}"; then
+    case "$RUNNER" in
+        cargo)
+            say "Rust tests in the modern root (cargo test --workspace --no-fail-fast over the host build)"
+            inside=("$HERE/modern-leg.sh" --inside-cargo "$STATE" -- ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}) ;;
+        binaries)
+            [ -f "$LIST" ] || { echo "modern-leg: no $LIST (run without --no-build)" >&2; exit 1; }
+            say "Rust tests in the modern root ($(wc -l <"$LIST") test executables, one by one)"
+            inside=("$HERE/modern-leg.sh" --inside-rust "$LIST" -- ${TEST_ARGS[@]+"${TEST_ARGS[@]}"}) ;;
+        *) echo "modern-leg: unknown runner $RUNNER" >&2; exit 2 ;;
+    esac
+    if "$HERE/in-modern-root.sh" -- "${inside[@]}"; then
         RESULTS+=("rust: ok")
     else
         RESULTS+=("rust: FAILED"); rc_all=1
@@ -178,10 +248,6 @@ fi
 
 if want c; then
     if [ -f tests/c/run.sh ]; then
-        if grep -q -- '--build-only' tests/c/run.sh; then
-            say "building the C tests on the host (tests/c/run.sh --build-only)"
-            bash tests/c/run.sh --build-only
-        fi
         say "C tests in the modern root (tests/c/run.sh)"
         if "$HERE/in-modern-root.sh" -- bash tests/c/run.sh; then
             RESULTS+=("c: ok")
@@ -189,16 +255,19 @@ if want c; then
             RESULTS+=("c: FAILED"); rc_all=1
         fi
     else
-        say "C tests: SKIPPED — tests/c/run.sh does not exist (yet)"
-        RESULTS+=("c: skipped (no tests/c/run.sh)")
+        say "C tests: no tests/c/run.sh — the C programs are built and run by the Rust tests (tests/c_api.rs)"
+        RESULTS+=("c: via tests/c_api.rs (no tests/c/run.sh)")
     fi
 fi
 
 if want python; then
     if [ -d bindings/python/tests ]; then
         say "Python tests in the modern root (python3 -m pytest bindings/python/tests ${WRD_MODERN_PYTEST_ARGS:-})"
+        # As scripts/test-all.sh: the release library, built on the host.
+        [ "$BUILD" = 0 ] || cargo build --release -p wrd-capture
         # shellcheck disable=SC2086
-        if "$HERE/in-modern-root.sh" -- python3 -m pytest -p no:cacheprovider bindings/python/tests ${WRD_MODERN_PYTEST_ARGS:-}; then
+        if WRD_CAPTURE_LIB="$TARGET/release/libwrd_capture.so" \
+            "$HERE/in-modern-root.sh" -- python3 -m pytest -q -p no:cacheprovider bindings/python/tests ${WRD_MODERN_PYTEST_ARGS:-}; then
             RESULTS+=("python: ok")
         else
             RESULTS+=("python: FAILED"); rc_all=1

@@ -58,17 +58,25 @@ die() { log "error: $*"; exit 1; }
 # --- packages ---------------------------------------------------------------
 # From bookworm (same versions as the host): what the host-built test binaries
 # and test scripts need at run time besides PipeWire. The GPU bits mirror the
-# host (EGL/GBM/mesa, loaded with dlopen by the GPU import code).
+# host (EGL/GBM/mesa, loaded with dlopen by the GPU import code). The C
+# toolchain is for the C API tests, which compile small C programs against the
+# installed header at run time (tests/c_api.rs: make install, cc, c++,
+# pkg-config); the Rust toolchain is the host's, bound in by in-modern-root.sh.
 BASE_PKGS="ca-certificates procps util-linux psmisc bash coreutils findutils grep sed
  python3 python3-pytest python3-numpy
  libgcc-s1 libstdc++6 zlib1g libpng16-16
  libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libdrm2
+ gcc g++ make pkg-config libc6-dev libpng-dev
  ${WRD_MODERN_EXTRA_PKGS:-}"
 # From bookworm-backports (-t bookworm-backports): the modern PipeWire stack.
+# The -dev packages only satisfy pkg-config (wrd-capture.pc has
+# Requires.private: libpipewire-0.3); nothing of the project is compiled
+# against these headers (there is no clang in the root, so pipewire-sys'
+# bindgen cannot even run here: an accidental rebuild fails loudly).
 BPO_PKGS="pipewire pipewire-bin wireplumber libpipewire-0.3-0 libpipewire-0.3-modules
  libspa-0.2-modules gstreamer1.0-pipewire
  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
- dbus dbus-daemon dbus-bin"
+ dbus dbus-daemon dbus-bin libpipewire-0.3-dev libspa-0.2-dev"
 
 # --- mirror -----------------------------------------------------------------
 # Find the URI that serves $SUITE (and $SUITE-security) in the host's apt

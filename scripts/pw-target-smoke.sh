@@ -11,7 +11,8 @@
 # XDG_RUNTIME_DIR, two GStreamer producers (pipewiresink mode=provide,
 # media.class=Video/Source):
 #   wrd-smoke-x  320x240 BGRx   (the node every consumer below targets)
-#   wrd-smoke-y  640x480 BGRx   (a decoy: where a fallback may land)
+#   wrd-smoke-y  640x480 BGRx   (a decoy with the highest priority.session:
+#                               where a fallback to the default lands)
 # and then one consumer per targeting variant (pipewiresrc num-buffers=60 !
 # fakesink). For each it reports whether 60 buffers arrived and from which
 # producer (by the negotiated width), as a table. WRD_SMOKE_ONLY=REGEX runs
@@ -47,11 +48,11 @@ for _ in $(seq 50); do [ -S "$T/pipewire-0" ] && break; sleep 0.1; done
 [ -S "$T/pipewire-0" ] || { echo "pipewire did not start"; cat "$T/pipewire.log"; exit 1; }
 wireplumber >"$T/wireplumber.log" 2>&1 & PIDS+=($!)
 
-producer() { # name width height
+producer() { # name width height [,extra-props]
     gst-launch-1.0 videotestsrc is-live=true \
         ! "video/x-raw,format=BGRx,width=$2,height=$3,framerate=30/1" \
         ! pipewiresink mode=provide \
-          stream-properties="p,media.class=Video/Source,media.type=Video,node.name=$1" \
+          stream-properties="p,media.class=Video/Source,media.type=Video,node.name=$1${4:-}" \
         >"$T/$1.log" 2>&1 &
     PIDS+=($!)
 }
@@ -85,8 +86,13 @@ ensure_producers() {
             for _ in $(seq 50); do [ -z "$(node_ids wrd-smoke-$n)" ] && break; sleep 0.1; done
         fi
         if [ -z "$(node_ids wrd-smoke-$n)" ]; then
-            if [ $n = x ]; then w=320 h=240; else w=640 h=480; fi
-            producer wrd-smoke-$n $w $h
+            # y is the preferred default (highest priority): a consumer that
+            # falls back lands on y, so "linked to x" means "targeted".
+            if [ $n = x ]; then
+                producer wrd-smoke-x 320 240
+            else
+                producer wrd-smoke-y 640 480 ",priority.session=5000,priority.driver=5000"
+            fi
             PPID_OF[$n]=${PIDS[-1]}
         fi
     done
@@ -122,7 +128,7 @@ consumer() {
     local what=FAIL
     if [ $rc = 0 ] && grep -q 'Got EOS' "$log"; then what=OK; fi
     [ $rc = 124 ] && what="TIMEOUT (not linked)"
-    [ $rc != 0 ] && [ $rc != 124 ] && what="ERROR rc=$rc: $(sed -n 's/^ERROR: from element [^ ]*: //p' "$log" | head -n1 | cut -c1-90)"
+    [ $rc != 0 ] && [ $rc != 124 ] && what="ERROR rc=$rc: $(sed -n 's/^ERROR: from element [^ ]*: //p; s/^WARNING: erroneous pipeline: //p' "$log" | head -n1 | cut -c1-90)"
     printf '%-42s %-8s %-13s %6d ms  (x: id %s serial %s)\n' "$label" "${what%% *}" "$src" "$ms" "$XID" "$XSERIAL"
     [ "$what" = OK ] || [ "$what" = "${what%% *}" ] || printf '%-42s   %s\n' "" "$what"
     [ "$label" = "path=<id>" ] && [ "$what" = OK ] && [ "$src" = x ] && BASIC_OK=1
