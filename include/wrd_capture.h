@@ -55,6 +55,11 @@
 #define WRD_FRAME_DAMAGE_ACCUMULATED 16
 
 /**
+ * `wrd_frame_convert` flag: write only the frame's damage rectangles.
+ */
+#define WRD_CONVERT_DAMAGE_ONLY 1
+
+/**
  * Event types (`wrd_event.type`).
  */
 #define WRD_EVENT_STATE_CHANGED 1
@@ -72,6 +77,21 @@
 #define WRD_EVENT_STALLED 7
 
 #define WRD_EVENT_RESUMED 8
+
+/**
+ * A DMA-BUF import failed (`format`, `modifier`, `message`).
+ */
+#define WRD_EVENT_IMPORT_FAILED 9
+
+/**
+ * The stream renegotiates without `format` + `modifier`.
+ */
+#define WRD_EVENT_RENEGOTIATING 10
+
+/**
+ * The stream fell back to shared memory.
+ */
+#define WRD_EVENT_SHM_FALLBACK 11
 
 /**
  * Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
@@ -112,10 +132,12 @@
 
 #define WRD_DROP_NO_FORMAT 7
 
+#define WRD_DROP_IMPORT_FAILED 8
+
 /**
- * Number of drop reasons.
+ * Number of drop reasons in use (`drops` has room for 16).
  */
-#define WRD_DROP_REASONS 8
+#define WRD_DROP_REASONS 9
 
 /**
  * Buffer types (`wrd_stream_stats.buffer_type`, `wrd_frame_info.buffer_type`).
@@ -226,6 +248,16 @@ typedef struct wrd_capture wrd_capture;
  * with `wrd_frame_release`.
  */
 typedef struct wrd_frame wrd_frame;
+
+/**
+ * An imported DMA-BUF (opaque): an EGLImage (and GL texture) or a VkImage.
+ */
+typedef struct wrd_imported wrd_imported;
+
+/**
+ * A GPU importer of DMA-BUFs (opaque).
+ */
+typedef struct wrd_importer wrd_importer;
 
 /**
  * A stream of frames from one node (opaque).
@@ -404,6 +436,70 @@ typedef struct wrd_frame_info {
 } wrd_frame_info;
 
 /**
+ * A (fourcc, modifier) pair an importer can import.
+ */
+typedef struct wrd_drm_format {
+  /**
+   * DRM fourcc.
+   */
+  uint32_t fourcc;
+  /**
+   * DRM modifier (`DRM_FORMAT_MOD_INVALID`: implicit import works).
+   */
+  uint64_t modifier;
+} wrd_drm_format;
+
+/**
+ * One plane of a DMA-BUF.
+ */
+typedef struct wrd_dmabuf_plane {
+  /**
+   * The plane's DMA-BUF fd (>= 0); stays owned by the caller.
+   */
+  int32_t fd;
+  /**
+   * Byte offset of the plane in the buffer.
+   */
+  uint32_t offset;
+  /**
+   * Bytes from one row to the next.
+   */
+  uint32_t stride;
+} wrd_dmabuf_plane;
+
+/**
+ * A DMA-BUF description. The fds stay owned by the caller; no call keeps
+ * them past its return (imports hold their own references).
+ */
+typedef struct wrd_dmabuf {
+  /**
+   * Width in pixels (> 0).
+   */
+  uint32_t width;
+  /**
+   * Height in pixels (> 0).
+   */
+  uint32_t height;
+  /**
+   * DRM fourcc (`DRM_FORMAT_XRGB8888`, ...).
+   */
+  uint32_t fourcc;
+  /**
+   * DRM modifier; `DRM_FORMAT_MOD_INVALID` (0x00ffffffffffffff) for an
+   * implicit layout.
+   */
+  uint64_t modifier;
+  /**
+   * Planes used, 1 to 4.
+   */
+  uint32_t n_planes;
+  /**
+   * The planes; entries past `n_planes` are ignored.
+   */
+  struct wrd_dmabuf_plane planes[4];
+} wrd_dmabuf;
+
+/**
  * Called on the library's PipeWire thread with a frame that is valid until
  * the callback returns. Keep it longer with `wrd_frame_ref`.
  */
@@ -563,9 +659,9 @@ typedef struct wrd_stream_stats {
    */
   uint64_t frames_dropped;
   /**
-   * Drops by `WRD_DROP_*` reason.
+   * Drops by `WRD_DROP_*` reason (entries past `WRD_DROP_REASONS` are 0).
    */
-  uint64_t drops[8];
+  uint64_t drops[16];
   /**
    * Frames held by the caller now (refs plus queued), and the most ever.
    */
@@ -585,6 +681,14 @@ typedef struct wrd_stream_stats {
    */
   enum wrd_status last_error;
 } wrd_stream_stats;
+
+
+
+
+
+
+
+
 
 
 
@@ -658,6 +762,216 @@ enum wrd_status wrd_frame_ref(const struct wrd_frame *frame, struct wrd_frame **
  * `WRD_ERR_INVALID_STATE` and changes nothing. Any thread.
  */
 enum wrd_status wrd_frame_release(struct wrd_frame *frame);
+
+/**
+ * Convert a frame's pixels into a caller's buffer as `WRD_FORMAT_BGRA` or
+ * `WRD_FORMAT_RGBA` (`dst_format`), `dst_stride` bytes per row (at least
+ * width x 4), `dst_len` bytes in all (at least stride x (height - 1) +
+ * width x 4). With `WRD_CONVERT_DAMAGE_ONLY` in `flags`, only the frame's
+ * damage is written and the rest of `dst` is left as it was, so a buffer
+ * kept across frames stays current at a fraction of the cost. `threads`: 1
+ * converts on the calling thread, 0 uses every CPU.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER`, `WRD_ERR_INVALID_STATE` (released frame),
+ * `WRD_ERR_INVALID_ARGUMENT` (format), `WRD_ERR_BUFFER_TOO_SMALL`,
+ * `WRD_ERR_UNSUPPORTED` (DMA-BUF or cursor-only frames). Any thread.
+ */
+enum wrd_status wrd_frame_convert(const struct wrd_frame *frame, uint32_t dst_format, uint8_t *dst, size_t dst_len, size_t dst_stride, uint32_t flags, uint32_t threads);
+
+/**
+ * Create an EGL importer on its own display: the EGL device platform
+ * (hardware devices first), else the Mesa surfaceless platform, with its own
+ * surfaceless GLES context. libEGL is loaded at run time and never
+ * unloaded. Any thread. On success `*out` is a new importer that the
+ * caller frees with `wrd_importer_destroy`.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`out` NULL); WRD_ERR_UNSUPPORTED (no
+ * libEGL, no display with `EGL_EXT_image_dma_buf_import`, or no GLES
+ * context); `*out` is untouched on error.
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_importer_new_default(struct wrd_importer **out);
+
+/**
+ * Create an EGL importer on the caller's `EGLDisplay`, which must be
+ * initialized, must stay initialized while the importer and its imports
+ * live, and is never terminated by wrd-capture. If the display has
+ * `EGL_KHR_surfaceless_context` the importer makes its own GLES context on
+ * it for `wrd_dmabuf_read_pixels`. Any thread. On success `*out` is freed
+ * with `wrd_importer_destroy`.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`egl_display` or `out` NULL);
+ * WRD_ERR_UNSUPPORTED (no libEGL, or the display lacks
+ * `EGL_EXT_image_dma_buf_import`).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_importer_new_egl(void *egl_display, struct wrd_importer **out);
+
+/**
+ * Create a Vulkan importer on the caller's `VkInstance`, `VkPhysicalDevice`
+ * and `VkDevice` (Vulkan 1.1+, the device created with
+ * `VK_KHR_external_memory_fd`, `VK_EXT_external_memory_dma_buf` and
+ * `VK_EXT_image_drm_format_modifier` enabled). `get_instance_proc_addr` is
+ * the `vkGetInstanceProcAddr` the instance came from, or NULL to load
+ * `libvulkan.so.1`. The handles stay the caller's and must outlive the
+ * importer and its imports. Any thread. On success `*out` is freed with
+ * `wrd_importer_destroy`.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`out` NULL); WRD_ERR_INVALID_ARGUMENT (a
+ * NULL handle); WRD_ERR_UNSUPPORTED (no loader, or a missing extension:
+ * NVIDIA's driver lacks `VK_EXT_external_memory_dma_buf`).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_importer_new_vulkan(void *instance, void *physical_device, void *device, const void *get_instance_proc_addr, struct wrd_importer **out);
+
+/**
+ * Destroy an importer (NULL is ignored). Imports made from it stay valid
+ * until released (they keep what they need alive). Any thread.
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+void wrd_importer_destroy(struct wrd_importer *importer);
+
+/**
+ * Fill `formats` with the (fourcc, modifier) pairs the importer can
+ * import: `*count` is the capacity of `formats` on entry and the total
+ * number of pairs on return. `formats` may be NULL to ask the count (with
+ * `*count` 0). Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`importer` or `count` NULL, or `formats`
+ * NULL with `*count` > 0); WRD_ERR_BUFFER_TOO_SMALL (capacity below the
+ * total: the first `capacity` pairs were written).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_importer_get_formats(const struct wrd_importer *importer, struct wrd_drm_format *formats, size_t *count);
+
+/**
+ * Import a DMA-BUF. The fds in `desc` stay owned by the caller and may be
+ * closed once this returns. EGL makes an `EGLImage` (no context needed);
+ * Vulkan makes a `VkImage` on memory imported from a dup of the fd. Any
+ * thread. On success `*out` is released with `wrd_imported_release`.
+ *
+ * Errors: WRD_ERR_NULL_POINTER; WRD_ERR_INVALID_ARGUMENT (n_planes not 1 to
+ * 4, a negative fd, zero size, a stride below a row); WRD_ERR_UNSUPPORTED
+ * (format or modifier the backend cannot handle); WRD_ERR_IMPORT_FAILED
+ * (the driver refused the buffer).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_import_dmabuf(const struct wrd_importer *importer, const struct wrd_dmabuf *desc, struct wrd_imported **out);
+
+/**
+ * The `EGLImage` of an EGL import in `*out`. It stays owned by the import
+ * (do not destroy it) and is valid until `wrd_imported_release`. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER; WRD_ERR_UNSUPPORTED (not an EGL import).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_imported_egl_image(const struct wrd_imported *imported, void **out);
+
+/**
+ * A GL texture name bound to an EGL import's image in `*texture`, and its
+ * target in `*target` (may be NULL): `GL_TEXTURE_2D` (0x0DE1) for RGB, or
+ * `GL_TEXTURE_EXTERNAL_OES` (0x8D65) for YUV and external-only modifiers.
+ * Made on the first call (same name afterwards) in the EGL context current
+ * on the calling thread, if any (it must be on the importer's display),
+ * else in the importer's own context. The texture is owned by the import
+ * and deleted by `wrd_imported_release`, which must then run on a thread
+ * where that context is current (any thread for the importer's own
+ * context), else the name leaks.
+ *
+ * Errors: WRD_ERR_NULL_POINTER; WRD_ERR_UNSUPPORTED (not an EGL import);
+ * WRD_ERR_INVALID_STATE (the current context is on another display);
+ * WRD_ERR_IMPORT_FAILED (glEGLImageTargetTexture2DOES failed).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_imported_gl_texture(struct wrd_imported *imported, uint32_t *texture, uint32_t *target);
+
+/**
+ * The `VkImage` and `VkDeviceMemory` of a Vulkan import (`memory` may be
+ * NULL), as 64-bit handles. Both stay owned by the import, valid until
+ * `wrd_imported_release`. The image was created in
+ * `VK_IMAGE_LAYOUT_UNDEFINED` with usage SAMPLED | TRANSFER_SRC; the caller
+ * transitions it and acquires it from the external/foreign queue family as
+ * its use requires. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER; WRD_ERR_UNSUPPORTED (not a Vulkan import).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_imported_vk_image(const struct wrd_imported *imported, uint64_t *image, uint64_t *memory);
+
+/**
+ * Release an import (NULL is ignored): destroys its EGLImage and GL
+ * texture, or its VkImage and memory. The GPU must be done with them. Any
+ * thread, but see `wrd_imported_gl_texture` for where its texture can be
+ * deleted. The caller's fds were never owned and are untouched.
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+void wrd_imported_release(struct wrd_imported *imported);
+
+/**
+ * Read a DMA-BUF into `dst` as `out_format`: WRD_PIXEL_FORMAT BGRA (2,
+ * bytes B,G,R,A) or RGBA (4, bytes R,G,B,A), rows of `dst_stride` bytes
+ * (at least width * 4; `dst_len` at least dst_stride * (height - 1) +
+ * width * 4).
+ *
+ * With an importer: a GPU read-back (import, draw or attach to a
+ * framebuffer in the importer's own GL context, glReadPixels), for tiled
+ * and YUV buffers. With `importer` NULL: a CPU read (mmap between
+ * DMA_BUF_IOCTL_SYNC calls), which needs `modifier` ==
+ * DRM_FORMAT_MOD_LINEAR (pass LINEAR also for an implicit-modifier buffer
+ * you know to be linear). The fds stay the caller's. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`desc` or `dst` NULL);
+ * WRD_ERR_INVALID_ARGUMENT (bad description, format or stride);
+ * WRD_ERR_BUFFER_TOO_SMALL; WRD_ERR_UNSUPPORTED (format, modifier or
+ * backend); WRD_ERR_BAD_FRAME (a plane does not fit in its fd);
+ * WRD_ERR_IMPORT_FAILED; WRD_ERR_IO.
+ *
+ * # Safety
+ * Pointers must be NULL or valid for the access described, handles must
+ * come from this library and not be used after they are destroyed, and fds
+ * must stay open for the duration of the call.
+ */
+enum wrd_status wrd_dmabuf_read_pixels(const struct wrd_importer *importer, const struct wrd_dmabuf *desc, uint32_t out_format, uint8_t *dst, size_t dst_len, size_t dst_stride);
 
 /**
  * Return a static, NUL-terminated English description of a status code.

@@ -242,10 +242,13 @@ pub enum DropReason {
     Budget = 6,
     /// The frame arrived before a format was negotiated.
     NoFormat = 7,
+    /// The stream's importer could not import the DMA-BUF (the stream
+    /// renegotiates without that modifier).
+    ImportFailed = 8,
 }
 
 /// Number of [`DropReason`] values.
-pub const DROP_REASONS: usize = 8;
+pub const DROP_REASONS: usize = 9;
 
 impl DropReason {
     pub fn name(self) -> &'static str {
@@ -258,6 +261,7 @@ impl DropReason {
             DropReason::BadLayout => "bad-layout",
             DropReason::Budget => "budget",
             DropReason::NoFormat => "no-format",
+            DropReason::ImportFailed => "import-failed",
         }
     }
 }

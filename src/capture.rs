@@ -91,6 +91,7 @@ pub(crate) enum Command {
         offer: Offer,
         buffers: u32,
         stall: Duration,
+        setup: crate::pwstream::ImportSetup,
     },
     RemoveStream(u64),
     ReturnBuffer {
@@ -238,9 +239,20 @@ impl Capture {
             }
         };
         let lib = parse_version(&self.shared.versions.lock().library);
+        let mut modifiers = cfg.modifiers.clone();
+        if modifiers.is_empty() {
+            if let Some(imp) = &cfg.importer {
+                for f in &formats {
+                    let m = imp.modifiers(f.to_drm());
+                    if !m.is_empty() {
+                        modifiers.push((*f, m.to_vec()));
+                    }
+                }
+            }
+        }
         let offer = Offer {
             formats,
-            modifiers: cfg.modifiers.clone(),
+            modifiers,
             max_framerate: cfg.max_framerate,
             dont_fixate: lib >= (0, 3, 33),
         };
@@ -249,6 +261,10 @@ impl Capture {
             offer,
             buffers: cfg.buffers.clamp(2, 16),
             stall: cfg.stall_timeout,
+            setup: crate::pwstream::ImportSetup {
+                importer: cfg.importer.take(),
+                max_import_failures: cfg.max_import_failures,
+            },
         });
         Ok(Stream { shared })
     }
@@ -528,8 +544,11 @@ fn handle_command(state: &Rc<LoopState>, cmd: Command) {
             offer,
             buffers,
             stall,
+            setup,
         } => {
-            if let Err(e) = crate::pwstream::add(state, shared.clone(), offer, buffers, stall) {
+            if let Err(e) =
+                crate::pwstream::add(state, shared.clone(), offer, buffers, stall, setup)
+            {
                 shared.emit(Event::Error {
                     status: e.status(),
                     message: e.to_string(),

@@ -165,6 +165,10 @@ pub(crate) struct FrameInner {
     pub _mappings: Vec<Arc<Mapping>>,
     /// Gives the PipeWire buffer back when dropped.
     pub _hold: Option<crate::stream::BufferHold>,
+    /// The import of this frame's DMA-BUF by the stream's importer (cached
+    /// per PipeWire buffer).
+    pub imported: Option<Arc<crate::import::Imported>>,
+    pub importer: Option<Arc<crate::import::Importer>>,
 }
 
 /// A frame. Clone it to keep it past the callback (that holds its PipeWire
@@ -221,6 +225,14 @@ impl Frame {
     }
     pub fn is_dmabuf(&self) -> bool {
         matches!(self.inner.data.pixels, Pixels::Dmabuf { .. })
+    }
+
+    /// The stream importer's import of this DMA-BUF frame (an EGLImage or
+    /// VkImage), imported once per PipeWire buffer and shared by every frame
+    /// that buffer carries. `None` for SHM frames or streams without an
+    /// importer.
+    pub fn imported(&self) -> Option<&Arc<crate::import::Imported>> {
+        self.inner.imported.as_ref()
     }
 
     /// Number of planes (0 for a cursor-only update).
@@ -286,6 +298,97 @@ impl Plane {
     /// Pointer to the first byte of the plane.
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr
+    }
+}
+
+impl Frame {
+    /// Convert this frame's pixels into `dst` (`dst_stride` bytes per row) as
+    /// BGRA or RGBA. With `damage_only`, only the frame's damage rectangles
+    /// are written and the rest of `dst` keeps what it had (so a buffer kept
+    /// across frames stays current). YUV uses the producer's colorimetry when
+    /// it stated one, else BT.601 limited range.
+    pub fn convert_into(
+        &self,
+        dst_format: crate::convert::DstFormat,
+        dst: &mut [u8],
+        dst_stride: usize,
+        damage_only: bool,
+        threads: usize,
+    ) -> crate::Result<()> {
+        use crate::convert::{self, Colorimetry, DstPlanes, Options, SrcPlanes};
+        let d = &self.inner.data;
+        if let Some(buf) = self.dmabuf() {
+            let out = match dst_format {
+                convert::DstFormat::Bgra => crate::import::ReadFormat::Bgra,
+                convert::DstFormat::Rgba => crate::import::ReadFormat::Rgba,
+                _ => {
+                    return Err(crate::Error::Unsupported(
+                        "DMA-BUF frames read back as BGRA or RGBA".into(),
+                    ))
+                }
+            };
+            // LINEAR buffers are mapped and read by the CPU; others go
+            // through the stream's importer (GPU read-back).
+            if buf.modifier == crate::dmabuf::DRM_FORMAT_MOD_LINEAR {
+                return crate::import::cpu::read_linear(&buf, false, dst, dst_stride, out);
+            }
+            return match (&self.inner.importer, &self.inner.imported) {
+                (Some(imp), Some(done)) => imp.read_imported(done, dst, dst_stride, out),
+                (Some(imp), None) => imp.read_pixels(&buf, dst, dst_stride, out),
+                _ => Err(crate::Error::Unsupported(
+                    "a tiled DMA-BUF needs an importer to read back".into(),
+                )),
+            };
+        }
+        let planes = self.shm_planes();
+        if planes.is_empty() {
+            return Err(crate::Error::Unsupported(
+                "frame has no CPU-readable pixels (DMA-BUF or cursor-only); use an importer".into(),
+            ));
+        }
+        let view = |i: usize| self.plane(i).map(|(b, _)| b).unwrap_or(&[]);
+        let src = match planes.len() {
+            1 => SrcPlanes::packed(view(0), planes[0].stride),
+            2 => SrcPlanes::two(view(0), planes[0].stride, view(1), planes[1].stride),
+            _ => SrcPlanes::three(
+                view(0),
+                planes[0].stride,
+                view(1),
+                planes[1].stride,
+                view(2),
+                planes[2].stride,
+            ),
+        };
+        let rects: Vec<convert::Rect> = d
+            .damage
+            .iter()
+            .filter_map(|r| r.clip(d.width, d.height))
+            .map(|r| convert::Rect::new(r.x as u32, r.y as u32, r.width, r.height))
+            .collect();
+        let opts = Options {
+            colorimetry: Colorimetry::from_spa(
+                match d.matrix {
+                    ColorMatrix::Bt709 => libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT709,
+                    _ => libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT601,
+                },
+                match d.range {
+                    ColorRange::Full => libspa_sys::SPA_VIDEO_COLOR_RANGE_0_255,
+                    _ => libspa_sys::SPA_VIDEO_COLOR_RANGE_16_235,
+                },
+            ),
+            threads,
+            ..Default::default()
+        };
+        convert::convert(
+            d.format.into(),
+            &src,
+            d.width,
+            d.height,
+            dst_format,
+            &mut DstPlanes::packed(dst, dst_stride),
+            damage_only.then_some(rects.as_slice()),
+            &opts,
+        )
     }
 }
 

@@ -11,7 +11,6 @@
 use std::io::Cursor;
 
 use libspa::param::format::{FormatProperties, MediaSubtype, MediaType};
-use libspa::param::video::VideoInfoRaw;
 use libspa::param::ParamType;
 use libspa::pod::serialize::PodSerializer;
 use libspa::pod::{ChoiceValue, Object, Pod, Property, PropertyFlags, Value};
@@ -328,6 +327,9 @@ pub enum FormatError {
     Unparsable,
     UnsupportedFormat(u32),
     BadSize(u32, u32),
+    /// The modifier is still a choice (DONT_FIXATE): the producer fixates it
+    /// and sends the Format again.
+    ModifierNotFixed(Vec<u64>),
 }
 
 impl std::fmt::Display for FormatError {
@@ -337,22 +339,86 @@ impl std::fmt::Display for FormatError {
             FormatError::Unparsable => f.write_str("unparsable video format"),
             FormatError::UnsupportedFormat(v) => write!(f, "unsupported SPA video format {v}"),
             FormatError::BadSize(w, h) => write!(f, "bad size {w}x{h}"),
+            FormatError::ModifierNotFixed(m) => {
+                write!(f, "modifier not fixated yet ({} candidates)", m.len())
+            }
         }
     }
 }
 
-/// Parse a Format param the producer and we agreed on.
+/// The single value of a property, or its choice's values (default first).
+fn values(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Choice(c) => {
+            fn all<T: Copy + PartialEq + libspa::pod::CanonicalFixedSizedPod>(
+                e: &ChoiceEnum<T>,
+                wrap: impl Fn(T) -> Value,
+            ) -> Vec<Value> {
+                match e {
+                    ChoiceEnum::None(v) => vec![wrap(*v)],
+                    ChoiceEnum::Enum {
+                        default,
+                        alternatives,
+                    } => {
+                        let mut out = vec![wrap(*default)];
+                        out.extend(
+                            alternatives
+                                .iter()
+                                .filter(|a| **a != *default)
+                                .map(|a| wrap(*a)),
+                        );
+                        out
+                    }
+                    ChoiceEnum::Range { default, .. }
+                    | ChoiceEnum::Step { default, .. }
+                    | ChoiceEnum::Flags { default, .. } => vec![wrap(*default)],
+                }
+            }
+            match c {
+                ChoiceValue::Long(Choice(_, e)) => all(e, Value::Long),
+                ChoiceValue::Int(Choice(_, e)) => all(e, Value::Int),
+                ChoiceValue::Id(Choice(_, e)) => all(e, Value::Id),
+                ChoiceValue::Rectangle(Choice(_, e)) => all(e, Value::Rectangle),
+                ChoiceValue::Fraction(Choice(_, e)) => all(e, Value::Fraction),
+                _ => Vec::new(),
+            }
+        }
+        other => vec![other.clone()],
+    }
+}
+
+/// Parse a Format param the producer and we agreed on. Everything in it is
+/// untrusted: missing or mistyped fields are errors, sizes are bounded, and
+/// a modifier that is still a choice is reported, not guessed.
 pub fn parse_format(pod: &Pod) -> Result<NegotiatedFormat, FormatError> {
-    let (mt, mst) =
-        libspa::param::format_utils::parse_format(pod).map_err(|_| FormatError::Unparsable)?;
-    if mt != MediaType::Video || mst != MediaSubtype::Raw {
+    let obj = match libspa::pod::deserialize::PodDeserializer::deserialize_any_from(pod.as_bytes())
+    {
+        Ok((_, Value::Object(o))) => o,
+        _ => return Err(FormatError::Unparsable),
+    };
+    let get = |key: FormatProperties| {
+        obj.properties
+            .iter()
+            .find(|p| p.key == key.as_raw())
+            .map(|p| values(&p.value))
+            .unwrap_or_default()
+    };
+    let id = |key| match get(key).first() {
+        Some(Value::Id(Id(v))) => Some(*v),
+        _ => None,
+    };
+    if id(FormatProperties::MediaType) != Some(MediaType::Video.as_raw())
+        || id(FormatProperties::MediaSubtype) != Some(MediaSubtype::Raw.as_raw())
+    {
         return Err(FormatError::NotVideoRaw);
     }
-    let mut info = VideoInfoRaw::new();
-    info.parse(pod).map_err(|_| FormatError::Unparsable)?;
-    let format = PixelFormat::from_spa(info.format())
-        .ok_or(FormatError::UnsupportedFormat(info.format().as_raw()))?;
-    let size = info.size();
+    let raw_format = id(FormatProperties::VideoFormat).ok_or(FormatError::Unparsable)?;
+    let format = PixelFormat::from_spa(libspa::param::video::VideoFormat::from_raw(raw_format))
+        .ok_or(FormatError::UnsupportedFormat(raw_format))?;
+    let size = match get(FormatProperties::VideoSize).first() {
+        Some(Value::Rectangle(r)) => *r,
+        _ => return Err(FormatError::Unparsable),
+    };
     if size.width == 0
         || size.height == 0
         || size.width > MAX_DIMENSION
@@ -360,28 +426,45 @@ pub fn parse_format(pod: &Pod) -> Result<NegotiatedFormat, FormatError> {
     {
         return Err(FormatError::BadSize(size.width, size.height));
     }
-    let modifier = info
-        .flags()
-        .contains(libspa::param::video::VideoFlags::MODIFIER)
-        .then(|| info.modifier());
-    let matrix = match info.color_matrix() {
+    let modifier = {
+        let mods: Vec<u64> = get(FormatProperties::VideoModifier)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Long(m) => Some(*m as u64),
+                _ => None,
+            })
+            .collect();
+        match mods.len() {
+            0 => None,
+            1 => Some(mods[0]),
+            _ => return Err(FormatError::ModifierNotFixed(mods)),
+        }
+    };
+    let fraction = |key| match get(key).first() {
+        Some(Value::Fraction(f)) => (f.num, f.denom),
+        _ => (0, 1),
+    };
+    let int = |key| match get(key).first() {
+        Some(Value::Id(Id(v))) => *v,
+        Some(Value::Int(v)) => *v as u32,
+        _ => 0,
+    };
+    let matrix = match int(FormatProperties::VideoColorMatrix) {
         libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT601 => ColorMatrix::Bt601,
         libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT709 => ColorMatrix::Bt709,
         _ => ColorMatrix::Unknown,
     };
-    let range = match info.color_range() {
+    let range = match int(FormatProperties::VideoColorRange) {
         libspa_sys::SPA_VIDEO_COLOR_RANGE_0_255 => ColorRange::Full,
         libspa_sys::SPA_VIDEO_COLOR_RANGE_16_235 => ColorRange::Limited,
         _ => ColorRange::Unknown,
     };
-    let fr = info.framerate();
-    let mfr = info.max_framerate();
     Ok(NegotiatedFormat {
         format,
         width: size.width,
         height: size.height,
-        framerate: (fr.num, fr.denom),
-        max_framerate: (mfr.num, mfr.denom),
+        framerate: fraction(FormatProperties::VideoFramerate),
+        max_framerate: fraction(FormatProperties::VideoMaxFramerate),
         modifier,
         matrix,
         range,
@@ -585,6 +668,35 @@ mod tests {
         assert_eq!(
             parse_format(Pod::from_bytes(&bad).unwrap()),
             Err(FormatError::BadSize(0, 17))
+        );
+
+        // A modifier still offered as a choice is not guessed.
+        let pods = enum_formats(&offer(vec![(PixelFormat::Bgrx, vec![5, 7])]));
+        let mut o = object(&pods[0]);
+        o.id = ParamType::Format.as_raw();
+        for p in o.properties.iter_mut() {
+            if p.key == FormatProperties::VideoSize.as_raw() {
+                p.value = Value::Rectangle(Rectangle {
+                    width: 64,
+                    height: 48,
+                });
+            }
+        }
+        let bytes = serialize(o.clone());
+        assert_eq!(
+            parse_format(Pod::from_bytes(&bytes).unwrap()),
+            Err(FormatError::ModifierNotFixed(vec![5, 7]))
+        );
+        // Fixed to one modifier: parsed.
+        for p in o.properties.iter_mut() {
+            if p.key == FormatProperties::VideoModifier.as_raw() {
+                p.value = Value::Long(7);
+            }
+        }
+        let f = parse_format(Pod::from_bytes(&serialize(o)).unwrap()).unwrap();
+        assert_eq!(
+            (f.format, f.width, f.modifier),
+            (PixelFormat::Bgrx, 64, Some(7))
         );
     }
 }

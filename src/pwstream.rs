@@ -16,10 +16,14 @@ use crate::buffer::{
     self, ChunkDesc, DataDesc, DropReason, Invalid, MapError, Mapping, ShmLayout, DROP_REASONS,
 };
 use crate::capture::LoopState;
+use crate::dmabuf::{Dmabuf, DmabufPlane};
 use crate::error::{wrd_status, Error, Result};
+use crate::format::PixelFormat;
 use crate::frame::{flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane, Region};
+use crate::import::{Imported, Importer};
 use crate::negotiation::{self, data_type, NegotiatedFormat, Offer};
 use crate::stream::{BufferHold, BufferType, Event, StreamShared, StreamState};
+use std::os::fd::BorrowedFd;
 
 /// Most damage rectangles kept when accumulating; past it, their bounding box.
 const MAX_ACCUMULATED_RECTS: usize = 32;
@@ -27,11 +31,20 @@ const MAX_ACCUMULATED_RECTS: usize = 32;
 struct BufState {
     generation: u64,
     maps: Vec<std::result::Result<Arc<Mapping>, MapError>>,
+    /// The importer's import of this buffer, done on its first DMA-BUF frame.
+    imported: Option<Arc<Imported>>,
 }
 
 pub(crate) struct StreamCore {
     shared: Arc<StreamShared>,
     raw: *mut pw::sys::pw_stream,
+    /// What we offer now (modifiers shrink as imports fail).
+    offer: Offer,
+    importer: Option<Arc<Importer>>,
+    max_import_failures: u32,
+    /// (format, modifier) pairs whose import failed.
+    failed: Vec<(PixelFormat, u64)>,
+    shm_only: bool,
     n_buffers: u32,
     format: Option<NegotiatedFormat>,
     format_generation: u64,
@@ -96,12 +109,19 @@ fn status_for_state_error(msg: &str) -> wrd_status {
     }
 }
 
+/// Import settings of a stream.
+pub(crate) struct ImportSetup {
+    pub importer: Option<Arc<Importer>>,
+    pub max_import_failures: u32,
+}
+
 pub(crate) fn add(
     state: &Rc<LoopState>,
     shared: Arc<StreamShared>,
     offer: Offer,
     n_buffers: u32,
     stall: Duration,
+    setup: ImportSetup,
 ) -> Result<()> {
     let node = state.shared.nodes.lock().get(&shared.node_id).cloned();
     let mut props = pw::properties::properties! {
@@ -122,6 +142,11 @@ pub(crate) fn add(
     let core = Rc::new(RefCell::new(StreamCore {
         shared: shared.clone(),
         raw: stream.as_raw_ptr(),
+        offer: offer.clone(),
+        importer: setup.importer,
+        max_import_failures: setup.max_import_failures,
+        failed: Vec::new(),
+        shm_only: false,
         n_buffers,
         format: None,
         format_generation: 0,
@@ -160,7 +185,14 @@ pub(crate) fn add(
                             StreamState::Error
                         }
                     };
-                    if !(st == StreamState::Closed && core.borrow().closed) {
+                    let (closed, errored) = {
+                        let c = core.borrow();
+                        (c.closed, c.error_sent)
+                    };
+                    // After an error (or the node going away) the stream
+                    // keeps that state until frames flow again.
+                    let sticky = (closed || errored) && st != StreamState::Streaming;
+                    if !sticky || st == StreamState::Error {
                         shared.emit(Event::StateChanged(st));
                     }
                 })
@@ -230,6 +262,9 @@ fn on_format(
     let shared = core.borrow().shared.clone();
     let f = match negotiation::parse_format(pod) {
         Ok(f) => f,
+        // The producer fixates a modifier it can allocate and sends the
+        // Format again (PipeWire's DONT_FIXATE protocol).
+        Err(negotiation::FormatError::ModifierNotFixed(_)) => return,
         Err(e) => {
             shared.emit(Event::Error {
                 status: wrd_status::WRD_ERR_NEGOTIATION,
@@ -240,8 +275,18 @@ fn on_format(
     };
     let n_buffers = {
         let mut c = core.borrow_mut();
+        if let Some(m) = f.modifier {
+            if c.failed.contains(&(f.format, m)) || c.shm_only {
+                // A Format from before our renegotiation took effect.
+                return;
+            }
+        }
         c.format = Some(f);
         c.format_generation += 1;
+        // Imports were of the old format's buffers.
+        for b in c.buffers.values_mut() {
+            b.imported = None;
+        }
         c.n_buffers
     };
     {
@@ -300,7 +345,14 @@ fn on_add_buffer(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
     }
     let generation = c.next_generation;
     c.next_generation += 1;
-    c.buffers.insert(b as usize, BufState { generation, maps });
+    c.buffers.insert(
+        b as usize,
+        BufState {
+            generation,
+            maps,
+            imported: None,
+        },
+    );
     let shared = c.shared.clone();
     drop(c);
     if unsealed > 0 {
@@ -420,11 +472,15 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         return;
     }
     let built = build_frame(&mut core.borrow_mut(), newest);
-    let (data, mappings, generation) = match built {
+    let (data, mappings, generation, imported) = match built {
         Ok(v) => v,
         Err(Invalid(reason, message)) => {
             queue(raw, newest);
             shared.count_drop(reason);
+            if reason == DropReason::ImportFailed {
+                import_failed(core, message);
+                return;
+            }
             let mut c = core.borrow_mut();
             let due = c.bad_event_at[reason as usize]
                 .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
@@ -446,6 +502,8 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
                 buffer: newest as usize,
                 generation,
             }),
+            imported,
+            importer: core.borrow().importer.clone(),
         }),
     };
     {
@@ -467,7 +525,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
     }
 }
 
-type Built = (FrameData, Vec<Arc<Mapping>>, u64);
+type Built = (FrameData, Vec<Arc<Mapping>>, u64, Option<Arc<Imported>>);
 
 fn build_frame(
     c: &mut StreamCore,
@@ -479,7 +537,8 @@ fn build_frame(
             "no format negotiated yet".into(),
         ));
     };
-    let Some(bs) = c.buffers.get(&(b as usize)) else {
+    let importer = c.importer.clone();
+    let Some(bs) = c.buffers.get_mut(&(b as usize)) else {
         return Err(Invalid(DropReason::Unmappable, "unknown buffer".into()));
     };
     // SAFETY: `b` is dequeued and live; its spa_buffer, datas, chunks and
@@ -551,6 +610,33 @@ fn build_frame(
                 stride,
             });
         }
+        if let (Some(imp), None) = (&importer, &bs.imported) {
+            let buf = Dmabuf {
+                width: f.width,
+                height: f.height,
+                format: f.format.to_drm(),
+                modifier,
+                planes: planes
+                    .iter()
+                    .map(|p| DmabufPlane {
+                        // SAFETY: the fds are our dups, kept open by
+                        // `bs.maps` for the duration of this borrow.
+                        fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
+                        offset: p.offset,
+                        stride: p.stride,
+                    })
+                    .collect(),
+            };
+            match imp.import(&buf) {
+                Ok(i) => bs.imported = Some(Arc::new(i)),
+                Err(e) => {
+                    return Err(Invalid(
+                        DropReason::ImportFailed,
+                        format!("{} modifier {:#x}: {e}", f.format, modifier),
+                    ))
+                }
+            }
+        }
         Pixels::Dmabuf { modifier, planes }
     } else {
         match buffer::validate_shm(f.format, f.width, f.height, &descs)? {
@@ -582,6 +668,7 @@ fn build_frame(
             }
         }
     };
+    let (generation, imported) = (bs.generation, bs.imported.clone());
     // SAFETY: see above; metas are valid while the buffer is dequeued.
     let m = unsafe { metas(sb) };
     let parsed = buffer::parse_metas(&m, f.width, f.height);
@@ -631,12 +718,69 @@ fn build_frame(
             cursor: parsed.cursor,
             transform: parsed.transform,
             flags: fl,
-            buffer_index: bs.generation as u32,
+            buffer_index: generation as u32,
             format_generation: c.format_generation,
         },
         mappings,
-        bs.generation,
+        generation,
+        imported,
     ))
+}
+
+/// An import failed: forget that (format, modifier), renegotiate without
+/// it, and after too many failures (or with no modifier left) offer SHM
+/// only. Bounded: each pair fails at most once, and the number of
+/// renegotiations is at most `max_import_failures`.
+fn import_failed(core: &Rc<RefCell<StreamCore>>, message: String) {
+    let mut c = core.borrow_mut();
+    let Some(f) = c.format else { return };
+    let Some(modifier) = f.modifier else { return };
+    if c.failed.contains(&(f.format, modifier)) || c.shm_only {
+        return;
+    }
+    c.failed.push((f.format, modifier));
+    let failed = c.failed.clone();
+    for (fmt, mods) in c.offer.modifiers.iter_mut() {
+        mods.retain(|m| !failed.contains(&(*fmt, *m)));
+    }
+    c.offer.modifiers.retain(|(_, m)| !m.is_empty());
+    let fallback =
+        c.failed.len() as u32 >= c.max_import_failures.max(1) || c.offer.modifiers.is_empty();
+    if fallback {
+        c.shm_only = true;
+        c.offer.modifiers.clear();
+    }
+    c.format = None;
+    let offer = c.offer.clone();
+    let raw = c.raw;
+    let shared = c.shared.clone();
+    drop(c);
+    shared.emit(Event::ImportFailed {
+        format: f.format,
+        modifier,
+        message,
+    });
+    shared.emit(if fallback {
+        Event::ShmFallback
+    } else {
+        Event::Renegotiating {
+            format: f.format,
+            modifier,
+        }
+    });
+    let pods = negotiation::enum_formats(&offer);
+    let mut params = negotiation::as_pods(&pods);
+    // SAFETY: `raw` is this stream's live pw_stream (the core lives no
+    // longer than its StreamEntry); params point into `pods`, alive here.
+    let r = unsafe {
+        pw::sys::pw_stream_update_params(raw, params.as_mut_ptr().cast(), params.len() as u32)
+    };
+    if r < 0 {
+        shared.emit(Event::Error {
+            status: wrd_status::WRD_ERR_PIPEWIRE,
+            message: format!("renegotiation failed: {r}"),
+        });
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.

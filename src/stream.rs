@@ -56,6 +56,18 @@ pub enum Event {
     Stalled,
     /// Frames arrive again after a stall.
     Resumed,
+    /// The stream's importer could not import a DMA-BUF with this format and
+    /// modifier; the pair is removed from what the stream offers.
+    ImportFailed {
+        format: PixelFormat,
+        modifier: u64,
+        message: String,
+    },
+    /// The stream renegotiates without the (format, modifier) that failed.
+    Renegotiating { format: PixelFormat, modifier: u64 },
+    /// Too many imports failed (or no modifier is left): the stream now
+    /// offers shared memory only.
+    ShmFallback,
 }
 
 /// Callback for frames: called on the PipeWire thread with a borrowed frame.
@@ -96,8 +108,16 @@ pub struct StreamConfig {
     pub buffers: u32,
     /// Time without any frame after which a [`Event::Stalled`] is sent (0: never).
     pub stall_timeout: Duration,
-    /// Modifiers per format for DMA-BUF negotiation (empty: SHM only).
+    /// Modifiers per format for DMA-BUF negotiation. Empty: the importer's
+    /// (if any), else SHM only.
     pub modifiers: Vec<(PixelFormat, Vec<u64>)>,
+    /// An importer: the stream offers the modifiers it can import, imports
+    /// each new DMA-BUF once (cached per PipeWire buffer, see
+    /// [`crate::Frame::imported`]) and renegotiates without a modifier whose
+    /// import failed.
+    pub importer: Option<Arc<crate::import::Importer>>,
+    /// Import failures after which the stream falls back to SHM (default 3).
+    pub max_import_failures: u32,
 }
 
 impl Default for StreamConfig {
@@ -114,6 +134,8 @@ impl Default for StreamConfig {
             buffers: 8,
             stall_timeout: Duration::ZERO,
             modifiers: Vec::new(),
+            importer: None,
+            max_import_failures: 3,
         }
     }
 }

@@ -185,7 +185,15 @@ fn missing_node_error_in_bounded_time() {
         took < Duration::from_millis(300 + 50 + 200),
         "within the stated bound: {took:?}"
     );
+    wait_event(&rx, Duration::from_secs(1), |e| {
+        *e == Event::StateChanged(StreamState::Error)
+    })
+    .expect("then the error state");
     assert_eq!(s.stats().state, StreamState::Error);
+    assert_eq!(
+        s.stats().last_error.map(|e| e.0),
+        Some(wrd_status::WRD_ERR_NODE_NOT_FOUND)
+    );
 }
 
 /// Bad arguments give errors, not crashes.
@@ -492,4 +500,109 @@ fn default_daemon_path_in_a_child_process() {
         text.contains("daemon 0.") || text.contains("daemon 1."),
         "{text}"
     );
+}
+
+/// Frame-level conversion: YUV frames to BGRA match the pattern's RGB
+/// picture, and damage-only conversion leaves everything else untouched.
+#[test]
+fn frame_convert_full_and_damage_only() {
+    use wrd_capture::convert::DstFormat;
+    let sb = Sandbox::start();
+    let prod = Producer::spawn(
+        &sb,
+        &["--format", "NV12", "--size", "160x120", "--rate", "60"],
+    );
+    let cap = capture(&sb);
+    let s = cap
+        .add_stream(
+            prod.nodes()[0].id,
+            StreamConfig {
+                pull: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let t = Instant::now();
+    let mut frames = Vec::new();
+    while frames.len() < 2 && t.elapsed() < Duration::from_secs(15) {
+        if let Ok(f) = s.pull() {
+            if f.flags() & wrd_capture::frame::flags::FULL_DAMAGE == 0 {
+                frames.push(f);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(frames.len(), 2);
+    let f = &frames[1];
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    let (seq, stream) = record(f).decoded.unwrap();
+    let mut want = vec![0u8; w * h * 4];
+    pattern::fill(
+        PixelFormat::Bgrx,
+        w as u32,
+        h as u32,
+        seq,
+        stream,
+        &mut [&mut want],
+        &[w * 4],
+    );
+    let mut got = vec![0u8; w * h * 4];
+    f.convert_into(DstFormat::Bgra, &mut got, w * 4, false, 1)
+        .unwrap();
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 3,
+        "NV12 -> BGRA within 3 of the pattern's RGB, worst {worst}"
+    );
+    // Damage only: outside the damage nothing is written.
+    let mut part = vec![0x11u8; w * h * 4];
+    f.convert_into(DstFormat::Bgra, &mut part, w * 4, true, 1)
+        .unwrap();
+    let inside = |x: usize, y: usize| {
+        f.damage().iter().any(|r| {
+            // widened to 2x2 chroma blocks
+            let x0 = (r.x as usize) & !1;
+            let y0 = (r.y as usize) & !1;
+            x >= x0
+                && y >= y0
+                && x < r.x as usize + r.width as usize + 1
+                && y < r.y as usize + r.height as usize + 1
+        })
+    };
+    let mut written = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let px = &part[(y * w + x) * 4..][..4];
+            if f.damage().iter().any(|r| {
+                x >= r.x as usize
+                    && y >= r.y as usize
+                    && x < (r.x as u32 + r.width) as usize
+                    && y < (r.y as u32 + r.height) as usize
+            }) {
+                assert_eq!(
+                    px,
+                    &got[(y * w + x) * 4..][..4],
+                    "damaged pixel {x},{y} converted"
+                );
+                written += 1;
+            } else if !inside(x, y) {
+                assert_eq!(px, [0x11; 4], "pixel {x},{y} outside the damage untouched");
+            }
+        }
+    }
+    assert!(
+        written > 0 && written < w * h,
+        "a part of the frame: {written} of {}",
+        w * h
+    );
+    let mut small = vec![0u8; 10];
+    assert!(matches!(
+        f.convert_into(DstFormat::Bgra, &mut small, w * 4, false, 1),
+        Err(Error::BufferTooSmall { .. }) | Err(Error::InvalidArgument(_))
+    ));
 }

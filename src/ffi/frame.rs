@@ -273,6 +273,53 @@ pub extern "C" fn wrd_frame_release(frame: *mut wrd_frame) -> wrd_status {
     }
 }
 
+/// `wrd_frame_convert` flag: write only the frame's damage rectangles.
+pub const WRD_CONVERT_DAMAGE_ONLY: u32 = 1;
+
+/// Convert a frame's pixels into a caller's buffer as `WRD_FORMAT_BGRA` or
+/// `WRD_FORMAT_RGBA` (`dst_format`), `dst_stride` bytes per row (at least
+/// width x 4), `dst_len` bytes in all (at least stride x (height - 1) +
+/// width x 4). With `WRD_CONVERT_DAMAGE_ONLY` in `flags`, only the frame's
+/// damage is written and the rest of `dst` is left as it was, so a buffer
+/// kept across frames stays current at a fraction of the cost. `threads`: 1
+/// converts on the calling thread, 0 uses every CPU.
+///
+/// Errors: `WRD_ERR_NULL_POINTER`, `WRD_ERR_INVALID_STATE` (released frame),
+/// `WRD_ERR_INVALID_ARGUMENT` (format), `WRD_ERR_BUFFER_TOO_SMALL`,
+/// `WRD_ERR_UNSUPPORTED` (DMA-BUF or cursor-only frames). Any thread.
+#[no_mangle]
+pub extern "C" fn wrd_frame_convert(
+    frame: *const wrd_frame,
+    dst_format: u32,
+    dst: *mut u8,
+    dst_len: usize,
+    dst_stride: usize,
+    flags: u32,
+    threads: u32,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        if dst.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let f = match frame_from(frame) {
+            Ok(f) => f,
+            Err(s) => return s,
+        };
+        let fmt = match dst_format {
+            WRD_FORMAT_BGRA => crate::convert::DstFormat::Bgra,
+            WRD_FORMAT_RGBA => crate::convert::DstFormat::Rgba,
+            _ => return wrd_status::WRD_ERR_INVALID_ARGUMENT,
+        };
+        // SAFETY: the caller provides `dst_len` writable bytes at `dst`
+        // (documented above); conversion checks every write against it.
+        let out = unsafe { std::slice::from_raw_parts_mut(dst, dst_len) };
+        match f.convert_into(fmt, out, dst_stride, flags & WRD_CONVERT_DAMAGE_ONLY != 0, threads as usize) {
+            Ok(()) => wrd_status::WRD_OK,
+            Err(e) => e.status(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,5 +12,6 @@ pub mod panic;
 pub mod capture;
 pub mod frame;
 pub mod handles;
+pub mod import;
 pub mod status;
 pub mod stream;

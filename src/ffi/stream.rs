@@ -8,8 +8,9 @@ use parking_lot::Mutex;
 
 use crate::buffer::DROP_REASONS;
 
-// The C struct spells the count out (cbindgen cannot see Rust constants).
-const _: () = assert!(DROP_REASONS == 8 && WRD_DROP_REASONS as usize == DROP_REASONS);
+// The C struct spells its array length out (cbindgen cannot see Rust
+// constants) and keeps room for reasons added later.
+const _: () = assert!(DROP_REASONS <= 16 && WRD_DROP_REASONS as usize == DROP_REASONS);
 use crate::error::wrd_status;
 use crate::ffi::capture::{capture_from, wrd_capture};
 use crate::ffi::frame::{frame_handle_new, with_borrowed_frame, wrd_frame};
@@ -48,6 +49,12 @@ pub const WRD_EVENT_ERROR: u32 = 5;
 pub const WRD_EVENT_BAD_FRAME: u32 = 6;
 pub const WRD_EVENT_STALLED: u32 = 7;
 pub const WRD_EVENT_RESUMED: u32 = 8;
+/// A DMA-BUF import failed (`format`, `modifier`, `message`).
+pub const WRD_EVENT_IMPORT_FAILED: u32 = 9;
+/// The stream renegotiates without `format` + `modifier`.
+pub const WRD_EVENT_RENEGOTIATING: u32 = 10;
+/// The stream fell back to shared memory.
+pub const WRD_EVENT_SHM_FALLBACK: u32 = 11;
 
 /// Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
 pub const WRD_STATE_CONNECTING: u32 = 0;
@@ -134,13 +141,32 @@ pub(crate) fn event_to_c(ev: &Event, message: &CString) -> wrd_event {
         }
         Event::Stalled => e.kind = WRD_EVENT_STALLED,
         Event::Resumed => e.kind = WRD_EVENT_RESUMED,
+        Event::ImportFailed {
+            format, modifier, ..
+        } => {
+            e.kind = WRD_EVENT_IMPORT_FAILED;
+            e.status = wrd_status::WRD_ERR_IMPORT_FAILED;
+            e.format = *format as u32;
+            e.has_modifier = 1;
+            e.modifier = *modifier;
+        }
+        Event::Renegotiating { format, modifier } => {
+            e.kind = WRD_EVENT_RENEGOTIATING;
+            e.format = *format as u32;
+            e.has_modifier = 1;
+            e.modifier = *modifier;
+        }
+        Event::ShmFallback => e.kind = WRD_EVENT_SHM_FALLBACK,
     }
     e
 }
 
 fn event_message(ev: &Event) -> CString {
     let s = match ev {
-        Event::Error { message, .. } | Event::BadFrame { message, .. } => message.clone(),
+        Event::Error { message, .. }
+        | Event::BadFrame { message, .. }
+        | Event::ImportFailed { message, .. } => message.clone(),
+        Event::ShmFallback => "falling back to shared memory".into(),
         Event::NodeGone => "the node was removed".into(),
         Event::ConnectionLost => "the connection to PipeWire is gone".into(),
         Event::Stalled => "no frame within the stall timeout".into(),
@@ -509,8 +535,9 @@ pub const WRD_DROP_UNMAPPABLE: u32 = 4;
 pub const WRD_DROP_BAD_LAYOUT: u32 = 5;
 pub const WRD_DROP_BUDGET: u32 = 6;
 pub const WRD_DROP_NO_FORMAT: u32 = 7;
-/// Number of drop reasons.
-pub const WRD_DROP_REASONS: u32 = 8;
+pub const WRD_DROP_IMPORT_FAILED: u32 = 8;
+/// Number of drop reasons in use (`drops` has room for 16).
+pub const WRD_DROP_REASONS: u32 = 9;
 
 /// Buffer types (`wrd_stream_stats.buffer_type`, `wrd_frame_info.buffer_type`).
 pub const WRD_BUFFER_NONE: u32 = 0;
@@ -540,8 +567,8 @@ pub struct wrd_stream_stats {
     pub frames_delivered: u64,
     /// Sum of `drops`.
     pub frames_dropped: u64,
-    /// Drops by `WRD_DROP_*` reason.
-    pub drops: [u64; 8],
+    /// Drops by `WRD_DROP_*` reason (entries past `WRD_DROP_REASONS` are 0).
+    pub drops: [u64; 16],
     /// Frames held by the caller now (refs plus queued), and the most ever.
     pub held_now: u64,
     pub held_max: u64,
@@ -580,7 +607,11 @@ pub extern "C" fn wrd_stream_get_stats(
                     fps: st.fps,
                     frames_delivered: st.frames_delivered,
                     frames_dropped: st.dropped(),
-                    drops: st.drops,
+                    drops: {
+                        let mut d = [0u64; 16];
+                        d[..DROP_REASONS].copy_from_slice(&st.drops);
+                        d
+                    },
                     held_now: st.held_now,
                     held_max: st.held_max,
                     bad_metas: st.bad_metas,

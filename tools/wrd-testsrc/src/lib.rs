@@ -4,5 +4,6 @@
 
 pub mod pattern;
 pub mod sandbox;
+pub mod spa;
 
 pub use sandbox::{NodeInfo, Producer, Sandbox};

@@ -13,7 +13,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::os::raw::c_void;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
@@ -21,15 +20,14 @@ use std::time::Duration;
 use libspa::param::format::{MediaSubtype, MediaType};
 use libspa::param::format_utils::parse_format;
 use libspa::param::video::VideoInfoRaw;
-use libspa::pod::serialize::PodSerializer;
-use libspa::pod::{ChoiceValue, Object, Pod, Property, Value};
-use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
+use libspa::pod::{Pod, Property, Value};
+use libspa::utils::{Fraction, Rectangle};
 use libspa_sys as spa_sys;
 use pipewire as pw;
 use pipewire_sys as pw_sys;
 use pw::stream::{StreamFlags, StreamRef, StreamState};
 use wrd_capture::{PixelFormat, PlaneLayout};
-use wrd_testsrc::pattern;
+use wrd_testsrc::{pattern, spa};
 
 const USAGE: &str = "\
 usage: wrd-testsrc [options]
@@ -164,6 +162,29 @@ struct Negotiated {
     planes: Vec<PlaneLayout>,
 }
 
+impl Negotiated {
+    /// The data blocks of a buffer as (size, stride): one per plane, or with
+    /// `one_block` a single block holding the planes at their packed offsets
+    /// (its stride is plane 0's).
+    fn blocks(&self, one_block: bool) -> Vec<(usize, usize)> {
+        if one_block {
+            let last = self.planes.last().expect("a plane");
+            vec![(last.offset + last.stride * last.rows, self.planes[0].stride)]
+        } else {
+            self.planes
+                .iter()
+                .map(|p| (p.stride * p.rows, p.stride))
+                .collect()
+        }
+    }
+}
+
+/// Whether the planes share one data block: asked for, or forced by a buffer
+/// with fewer datas than planes.
+fn one_block(args: &Args, n_datas: usize, neg: &Negotiated) -> bool {
+    args.one_block || n_datas < neg.planes.len()
+}
+
 struct Ctx {
     index: u32,
     fmt: PixelFormat,
@@ -175,9 +196,10 @@ struct Ctx {
     streaming: bool,
     /// A new EnumFormat went out; waiting for the Format that answers it.
     resize_pending: Option<(u32, u32)>,
-    /// Size of the last frame sent (a different size means full damage).
+    /// Size of the last frame sent into the current buffers (None, or a
+    /// different size, means the next frame is fully damaged).
     last_size: Option<(u32, u32)>,
-    /// Buffers whose memory we allocated (kept for teardown checks).
+    /// Buffers with memory (frames wait for some).
     buffers: usize,
 }
 
@@ -204,97 +226,37 @@ impl Ctx {
     }
 }
 
-fn serialize(value: Value) -> Vec<u8> {
-    PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
-        .expect("pod serialization")
-        .0
-        .into_inner()
-}
-
-fn object(type_: u32, id: u32, properties: Vec<Property>) -> Vec<u8> {
-    serialize(Value::Object(Object {
-        type_,
-        id,
-        properties,
-    }))
-}
-
 fn enum_format(fmt: PixelFormat, w: u32, h: u32, rate: u32) -> Vec<u8> {
-    object(
-        spa_sys::SPA_TYPE_OBJECT_Format,
+    spa::video_format(
         spa_sys::SPA_PARAM_EnumFormat,
-        vec![
-            Property::new(
-                spa_sys::SPA_FORMAT_mediaType,
-                Value::Id(Id(spa_sys::SPA_MEDIA_TYPE_video)),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_mediaSubtype,
-                Value::Id(Id(spa_sys::SPA_MEDIA_SUBTYPE_raw)),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_VIDEO_format,
-                Value::Id(Id(fmt.to_spa().as_raw())),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_VIDEO_size,
-                Value::Rectangle(Rectangle {
-                    width: w,
-                    height: h,
-                }),
-            ),
-            Property::new(
-                spa_sys::SPA_FORMAT_VIDEO_framerate,
-                Value::Fraction(Fraction {
-                    num: rate,
-                    denom: 1,
-                }),
-            ),
-        ],
+        fmt,
+        Value::Rectangle(Rectangle {
+            width: w,
+            height: h,
+        }),
+        Value::Fraction(Fraction {
+            num: rate,
+            denom: 1,
+        }),
     )
-}
-
-fn meta_param(type_: u32, size: Value) -> Vec<u8> {
-    object(
-        spa_sys::SPA_TYPE_OBJECT_ParamMeta,
-        spa_sys::SPA_PARAM_Meta,
-        vec![
-            Property::new(spa_sys::SPA_PARAM_META_type, Value::Id(Id(type_))),
-            Property::new(spa_sys::SPA_PARAM_META_size, size),
-        ],
-    )
-}
-
-fn int_range(default: i32, min: i32, max: i32) -> Value {
-    Value::Choice(ChoiceValue::Int(Choice(
-        ChoiceFlags::empty(),
-        ChoiceEnum::Range { default, min, max },
-    )))
 }
 
 /// Buffers and Meta params for a negotiated format.
 fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
-    let blocks = if args.one_block { 1 } else { neg.planes.len() };
-    let size = if args.one_block {
-        let last = neg.planes.last().expect("a plane");
-        last.offset + last.stride * last.rows
-    } else {
-        neg.planes
-            .iter()
-            .map(|p| p.stride * p.rows)
-            .max()
-            .unwrap_or(0)
-    };
-    let memfd = 1i32 << spa_sys::SPA_DATA_MemFd;
-    let mut params = vec![object(
+    let blocks = neg.blocks(args.one_block);
+    let size = blocks.iter().map(|b| b.0).max().unwrap_or(0);
+    let mut params = vec![spa::object(
         spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
         spa_sys::SPA_PARAM_Buffers,
         vec![
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_buffers,
-                int_range(args.buffers as i32, 2, 16),
+                spa::int_range(args.buffers as i32, 2, 16),
             ),
-            Property::new(spa_sys::SPA_PARAM_BUFFERS_blocks, Value::Int(blocks as i32)),
+            Property::new(
+                spa_sys::SPA_PARAM_BUFFERS_blocks,
+                Value::Int(blocks.len() as i32),
+            ),
             Property::new(spa_sys::SPA_PARAM_BUFFERS_size, Value::Int(size as i32)),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_stride,
@@ -302,29 +264,23 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
             ),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_dataType,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: memfd,
-                        flags: vec![memfd],
-                    },
-                ))),
+                spa::int_flags(1 << spa_sys::SPA_DATA_MemFd),
             ),
         ],
     )];
-    params.push(meta_param(
+    params.push(spa::meta_param(
         spa_sys::SPA_META_Header,
         Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
     ));
-    params.push(meta_param(
+    params.push(spa::meta_param(
         spa_sys::SPA_META_VideoCrop,
         Value::Int(std::mem::size_of::<spa_sys::spa_meta_region>() as i32),
     ));
     if args.damage {
         let r = std::mem::size_of::<spa_sys::spa_meta_region>() as i32;
-        params.push(meta_param(
+        params.push(spa::meta_param(
             spa_sys::SPA_META_VideoDamage,
-            int_range(
+            spa::int_range(
                 r * MAX_DAMAGE_REGIONS as i32,
                 r,
                 r * MAX_DAMAGE_REGIONS as i32,
@@ -332,7 +288,7 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
         ));
     }
     if args.cursor {
-        params.push(meta_param(
+        params.push(spa::meta_param(
             spa_sys::SPA_META_Cursor,
             Value::Int(CURSOR_META_SIZE as i32),
         ));
@@ -341,11 +297,7 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
 }
 
 fn update_params(stream: &StreamRef, params: &[Vec<u8>]) {
-    let mut pods: Vec<&Pod> = params
-        .iter()
-        .map(|p| Pod::from_bytes(p).expect("a serialized pod"))
-        .collect();
-    if let Err(e) = stream.update_params(&mut pods) {
+    if let Err(e) = stream.update_params(&mut spa::pods(params)) {
         eprintln!("wrd-testsrc: update_params failed: {e}");
     }
 }
@@ -408,15 +360,6 @@ fn on_param_changed(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>, id: u32, param: 
     update_params(stream, &params);
 }
 
-/// Where plane `p` lives: (data index, byte offset in that data).
-fn plane_home(one_block: bool, planes: &[PlaneLayout], p: usize) -> (usize, usize) {
-    if one_block {
-        (0, planes[p].offset)
-    } else {
-        (p, 0)
-    }
-}
-
 fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     let mut c = ctx.borrow_mut();
     let Some(neg) = c.neg.clone() else {
@@ -430,14 +373,8 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         let buf = (*buffer).buffer;
         std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
     };
-    let one_block = c.args.one_block || datas.len() < neg.planes.len();
-    let sizes: Vec<usize> = if one_block {
-        let last = neg.planes.last().expect("a plane");
-        vec![last.offset + last.stride * last.rows]
-    } else {
-        neg.planes.iter().map(|p| p.stride * p.rows).collect()
-    };
-    for (d, &size) in datas.iter_mut().zip(&sizes) {
+    let blocks = neg.blocks(one_block(&c.args, datas.len(), &neg));
+    for (d, &(size, _)) in datas.iter_mut().zip(&blocks) {
         if d.type_ & (1 << spa_sys::SPA_DATA_MemFd) == 0 {
             eprintln!("wrd-testsrc: data types {:#x} exclude MemFd", d.type_);
             return;
@@ -494,6 +431,9 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         d.data = ptr;
     }
     c.buffers += 1;
+    // New buffers (a new link or format): the consumer has no earlier frame
+    // to apply damage to, so the next frame is fully damaged.
+    c.last_size = None;
 }
 
 fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
@@ -516,22 +456,6 @@ fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     }
     let mut c = ctx.borrow_mut();
     c.buffers = c.buffers.saturating_sub(1);
-}
-
-/// The metadata of `type_` in `buf` if it has at least `size` bytes.
-///
-/// # Safety
-/// `buf` must be a valid spa_buffer.
-unsafe fn find_meta(
-    buf: *mut spa_sys::spa_buffer,
-    type_: u32,
-    size: usize,
-) -> Option<(*mut c_void, usize)> {
-    let metas = std::slice::from_raw_parts((*buf).metas, (*buf).n_metas as usize);
-    metas
-        .iter()
-        .find(|m| m.type_ == type_ && m.size as usize >= size && !m.data.is_null())
-        .map(|m| (m.data, m.size as usize))
 }
 
 fn monotonic_ns() -> i64 {
@@ -562,13 +486,17 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
     let buf = unsafe { (*b).buffer };
     // SAFETY: as above.
     let datas = unsafe { std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize) };
-    let one_block = c.args.one_block || datas.len() < neg.planes.len();
-    if datas
+    let one_block = one_block(&c.args, datas.len(), &neg);
+    let blocks = neg.blocks(one_block);
+    if blocks
         .iter()
-        .take(if one_block { 1 } else { neg.planes.len() })
-        .any(|d| d.data.is_null())
+        .zip(datas.iter())
+        .any(|(&(size, _), d)| d.data.is_null() || (d.maxsize as usize) < size)
     {
-        eprintln!("wrd-testsrc: stream {}: buffer without memory", c.index);
+        eprintln!(
+            "wrd-testsrc: stream {}: buffer without enough memory",
+            c.index
+        );
         // SAFETY: giving back the buffer we dequeued.
         unsafe { stream.queue_raw_buffer(b) };
         return;
@@ -576,51 +504,35 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
 
     // The picture.
     {
-        let mut planes: Vec<&mut [u8]> = Vec::with_capacity(neg.planes.len());
-        if one_block {
-            // SAFETY: data 0 maps maxsize bytes (add_buffer), exclusively ours
-            // while dequeued.
-            let mut rest = unsafe {
-                std::slice::from_raw_parts_mut(datas[0].data as *mut u8, datas[0].maxsize as usize)
-            };
-            let mut at = 0;
-            for l in &neg.planes {
-                let (_, tail) = rest.split_at_mut(l.offset - at);
-                let (plane, tail) = tail.split_at_mut(l.stride * l.rows);
-                planes.push(plane);
-                rest = tail;
-                at = l.offset + l.stride * l.rows;
-            }
+        let mut planes: Vec<&mut [u8]> = if one_block {
+            // SAFETY: data 0 maps at least blocks[0].0 bytes (checked above),
+            // exclusively ours while dequeued.
+            let block =
+                unsafe { std::slice::from_raw_parts_mut(datas[0].data as *mut u8, blocks[0].0) };
+            pattern::split_planes(block, &neg.planes)
         } else {
-            for (p, l) in neg.planes.iter().enumerate() {
-                let d = &datas[p];
-                let len = (l.stride * l.rows).min(d.maxsize as usize);
-                // SAFETY: data p maps maxsize bytes, exclusively ours while
-                // dequeued; distinct datas are distinct mappings.
-                planes.push(unsafe { std::slice::from_raw_parts_mut(d.data as *mut u8, len) });
-            }
-        }
+            datas
+                .iter()
+                .zip(&blocks)
+                // SAFETY: each data maps at least its block's size (checked
+                // above), exclusively ours while dequeued; distinct datas
+                // are distinct mappings.
+                .map(|(d, &(size, _))| unsafe {
+                    std::slice::from_raw_parts_mut(d.data as *mut u8, size)
+                })
+                .collect()
+        };
         let strides: Vec<usize> = neg.planes.iter().map(|l| l.stride).collect();
         pattern::fill(fmt, w, h, seq, c.index, &mut planes, &strides);
     }
-    for (p, l) in neg.planes.iter().enumerate() {
-        let (di, off) = plane_home(one_block, &neg.planes, p);
-        if one_block && p > 0 {
-            break;
-        }
-        let size = if one_block {
-            let last = neg.planes.last().expect("a plane");
-            last.offset + last.stride * last.rows
-        } else {
-            l.stride * l.rows
-        };
+    for (d, &(size, stride)) in datas.iter().zip(&blocks) {
         // SAFETY: chunk points into the buffer's shared header, ours while
         // dequeued.
         unsafe {
-            let chunk = datas[di].chunk;
-            (*chunk).offset = off as u32;
+            let chunk = d.chunk;
+            (*chunk).offset = 0;
             (*chunk).size = size as u32;
-            (*chunk).stride = l.stride as i32;
+            (*chunk).stride = stride as i32;
             (*chunk).flags = 0;
         }
     }
@@ -629,7 +541,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
     // pointer with at least the size asked for; the metadata is ours while
     // the buffer is dequeued.
     unsafe {
-        if let Some((m, _)) = find_meta(
+        if let Some((m, _)) = spa::find_meta(
             buf,
             spa_sys::SPA_META_Header,
             std::mem::size_of::<spa_sys::spa_meta_header>(),
@@ -641,7 +553,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             (*hdr).dts_offset = 0;
             (*hdr).seq = seq;
         }
-        if let Some((m, _)) = find_meta(
+        if let Some((m, _)) = spa::find_meta(
             buf,
             spa_sys::SPA_META_VideoCrop,
             std::mem::size_of::<spa_sys::spa_meta_region>(),
@@ -650,7 +562,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             (*r).region = region(0, 0, w, h);
         }
         let rsize = std::mem::size_of::<spa_sys::spa_meta_region>();
-        if let Some((m, size)) = find_meta(buf, spa_sys::SPA_META_VideoDamage, rsize) {
+        if let Some((m, size)) = spa::find_meta(buf, spa_sys::SPA_META_VideoDamage, rsize) {
             let slots =
                 std::slice::from_raw_parts_mut(m as *mut spa_sys::spa_meta_region, size / rsize);
             let rects = if c.last_size != Some((w, h)) {
@@ -660,7 +572,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             };
             write_damage(slots, &rects);
         }
-        if let Some((m, size)) = find_meta(
+        if let Some((m, size)) = spa::find_meta(
             buf,
             spa_sys::SPA_META_Cursor,
             std::mem::size_of::<spa_sys::spa_meta_cursor>(),
@@ -885,7 +797,8 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             .map_err(|e| format!("stream {index}: listener: {e}"))?;
         let (w, h) = pattern::size_at(args.width, args.height, args.resize_every, 0);
         let fmt_pod = enum_format(fmt, w, h, args.rate);
-        let mut params = [Pod::from_bytes(&fmt_pod).expect("a serialized pod")];
+        let fmt_pod = [fmt_pod];
+        let mut params = spa::pods(&fmt_pod);
         stream
             .connect(
                 libspa::utils::Direction::Output,
@@ -928,48 +841,48 @@ fn run(args: Rc<Args>) -> Result<(), String> {
 
     // The frame clock: trigger every stream that can take a frame, and ask
     // for a new format when the next frame has another size.
-    let finished_at = Rc::new(Cell::new(None::<u64>));
-    let ticks = Rc::new(Cell::new(0u64));
     let timer = mainloop.loop_().add_timer({
         let slots = slots.clone();
         let quit = quit.clone();
         let args = args.clone();
-        let finished_at = finished_at.clone();
-        let ticks = ticks.clone();
+        let ticks = Cell::new(0u64);
+        let finished_at = Cell::new(None::<u64>);
         move |_| {
             let tick = ticks.get() + 1;
             ticks.set(tick);
             announce();
             let mut all_done = true;
             for s in slots.iter() {
-                let c = s.ctx.borrow();
-                all_done &= c.done();
-                if !c.streaming || c.done() {
-                    continue;
-                }
-                let want = pattern::size_at(args.width, args.height, args.resize_every, c.seq);
-                let have = c.neg.as_ref().map(|n| (n.width, n.height));
-                if have.is_some() && have != Some(want) {
-                    if c.resize_pending != Some(want) {
-                        drop(c);
+                // Decide under the borrow; act (which may call back into
+                // the stream's listener) without it.
+                let resize = {
+                    let mut c = s.ctx.borrow_mut();
+                    all_done &= c.done();
+                    let want = pattern::size_at(args.width, args.height, args.resize_every, c.seq);
+                    let have = c.neg.as_ref().map(|n| (n.width, n.height));
+                    if !c.streaming || c.done() || c.resize_pending == Some(want) {
+                        continue;
+                    }
+                    if have.is_some() && have != Some(want) {
                         eprintln!(
                             "wrd-testsrc: stream {}: resizing to {}x{}",
-                            s.ctx.borrow().index,
-                            want.0,
-                            want.1
+                            c.index, want.0, want.1
                         );
-                        s.ctx.borrow_mut().resize_pending = Some(want);
-                        let pod = enum_format(s.ctx.borrow().fmt, want.0, want.1, args.rate);
-                        update_params(&s.stream, &[pod]);
+                        c.resize_pending = Some(want);
+                        Some(enum_format(c.fmt, want.0, want.1, args.rate))
+                    } else if c.ready_for_frame() {
+                        None
+                    } else {
+                        continue;
                     }
-                    continue;
-                }
-                if !c.ready_for_frame() {
-                    continue;
-                }
-                drop(c);
-                if let Err(e) = s.stream.trigger_process() {
-                    eprintln!("wrd-testsrc: trigger_process: {e}");
+                };
+                match resize {
+                    Some(pod) => update_params(&s.stream, &[pod]),
+                    None => {
+                        if let Err(e) = s.stream.trigger_process() {
+                            eprintln!("wrd-testsrc: trigger_process: {e}");
+                        }
+                    }
                 }
             }
             // After the last frame, give consumers a moment to take it.

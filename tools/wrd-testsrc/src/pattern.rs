@@ -402,7 +402,12 @@ fn background(fmt: PixelFormat, w: u32, stream: u32) -> Rc<Background> {
     bg
 }
 
-fn split_planes<'a>(
+/// Split a frame buffer into its planes as laid out by
+/// [`PixelFormat::packed_layout`] (each slice `stride * rows` bytes).
+///
+/// # Panics
+/// If `buf` is shorter than the layout.
+pub fn split_planes<'a>(
     mut buf: &'a mut [u8],
     layout: &[wrd_capture::PlaneLayout],
 ) -> Vec<&'a mut [u8]> {
@@ -870,6 +875,19 @@ mod tests {
         assert!(cursor_bitmap_changed(0) && !cursor_bitmap_changed(1) && cursor_bitmap_changed(90));
         assert_ne!(cursor(0).pixels, cursor(90).pixels);
         assert_ne!((cursor(0).x, cursor(0).y), (cursor(1).x, cursor(1).y));
+    }
+
+    #[test]
+    fn big_frames_check_and_decode() {
+        for fmt in PixelFormat::ALL {
+            for (w, h) in [(3840, 2160), (3839, 2159)] {
+                let (buf, layout) = filled(fmt, w, h, 777, 3, 256);
+                let strides: Vec<usize> = layout.iter().map(|l| l.stride).collect();
+                let p = planes(&buf, &layout);
+                check(fmt, w, h, 777, 3, &p, &strides).unwrap();
+                assert_eq!(decode(fmt, w, h, p[0], strides[0]), Some((777, 3)));
+            }
+        }
     }
 
     #[test]

@@ -453,14 +453,13 @@ mod native {
     use std::time::Duration;
 
     use libspa::param::video::VideoInfoRaw;
-    use libspa::pod::serialize::PodSerializer;
-    use libspa::pod::{ChoiceValue, Object, Pod, Property, Value};
-    use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle};
+    use libspa::pod::{ChoiceValue, Property, Value};
+    use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Rectangle};
     use libspa_sys as spa_sys;
     use pipewire as pw;
     use wrd_capture::PixelFormat;
     use wrd_testsrc::pattern::{self, Rect};
-    use wrd_testsrc::Sandbox;
+    use wrd_testsrc::{spa, Sandbox};
 
     /// A cursor bitmap: w, h, SPA format, stride, pixels.
     pub type Bitmap = (u32, u32, u32, i32, Vec<u8>);
@@ -479,41 +478,6 @@ mod native {
         pub crop: Option<Rect>,
         pub cursor: Option<CursorMeta>,
         pub check: Result<(), String>,
-    }
-
-    fn pod(value: Value) -> Vec<u8> {
-        PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &value)
-            .unwrap()
-            .0
-            .into_inner()
-    }
-
-    fn int_range(default: i32, min: i32, max: i32) -> Value {
-        Value::Choice(ChoiceValue::Int(Choice(
-            ChoiceFlags::empty(),
-            ChoiceEnum::Range { default, min, max },
-        )))
-    }
-
-    fn meta(type_: u32, size: Value) -> Vec<u8> {
-        pod(Value::Object(Object {
-            type_: spa_sys::SPA_TYPE_OBJECT_ParamMeta,
-            id: spa_sys::SPA_PARAM_Meta,
-            properties: vec![
-                Property::new(spa_sys::SPA_PARAM_META_type, Value::Id(Id(type_))),
-                Property::new(spa_sys::SPA_PARAM_META_size, size),
-            ],
-        }))
-    }
-
-    /// # Safety
-    /// `buf` must be a valid spa_buffer.
-    unsafe fn find_meta(buf: *mut spa_sys::spa_buffer, type_: u32) -> Option<(*mut u8, usize)> {
-        let metas = std::slice::from_raw_parts((*buf).metas, (*buf).n_metas as usize);
-        metas
-            .iter()
-            .find(|m| m.type_ == type_ && !m.data.is_null())
-            .map(|m| (m.data as *mut u8, m.size as usize))
     }
 
     /// Consume `n` frames of `fmt` from node `id`; fewer if the stream stops
@@ -583,37 +547,35 @@ mod native {
                         + w * w * 4
                 };
                 let params = [
-                    pod(Value::Object(Object {
-                        type_: spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
-                        id: spa_sys::SPA_PARAM_Buffers,
-                        properties: vec![
-                            Property::new(spa_sys::SPA_PARAM_BUFFERS_buffers, int_range(4, 2, 16)),
+                    spa::object(
+                        spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
+                        spa_sys::SPA_PARAM_Buffers,
+                        vec![
+                            Property::new(
+                                spa_sys::SPA_PARAM_BUFFERS_buffers,
+                                spa::int_range(4, 2, 16),
+                            ),
                             Property::new(
                                 spa_sys::SPA_PARAM_BUFFERS_dataType,
-                                Value::Choice(ChoiceValue::Int(Choice(
-                                    ChoiceFlags::empty(),
-                                    ChoiceEnum::Flags {
-                                        default: types,
-                                        flags: vec![types],
-                                    },
-                                ))),
+                                spa::int_flags(types),
                             ),
                         ],
-                    })),
-                    meta(
+                    ),
+                    spa::meta_param(
                         spa_sys::SPA_META_Header,
                         Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
                     ),
-                    meta(spa_sys::SPA_META_VideoDamage, int_range(16 * r, r, 16 * r)),
-                    meta(spa_sys::SPA_META_VideoCrop, Value::Int(r)),
-                    meta(
+                    spa::meta_param(
+                        spa_sys::SPA_META_VideoDamage,
+                        spa::int_range(16 * r, r, 16 * r),
+                    ),
+                    spa::meta_param(spa_sys::SPA_META_VideoCrop, Value::Int(r)),
+                    spa::meta_param(
                         spa_sys::SPA_META_Cursor,
-                        int_range(cursor(64), cursor(1), cursor(256)),
+                        spa::int_range(cursor(64), cursor(1), cursor(256)),
                     ),
                 ];
-                let mut pods: Vec<&Pod> =
-                    params.iter().map(|p| Pod::from_bytes(p).unwrap()).collect();
-                stream.update_params(&mut pods).unwrap();
+                stream.update_params(&mut spa::pods(&params)).unwrap();
             })
             .process(|stream, st| {
                 let mut s = st.borrow_mut();
@@ -644,12 +606,12 @@ mod native {
                         let c = &*d.chunk;
                         f.chunks.push((c.offset, c.size, c.stride));
                     }
-                    if let Some((m, _)) = find_meta(buf, spa_sys::SPA_META_Header) {
+                    if let Some((m, _)) = spa::find_meta(buf, spa_sys::SPA_META_Header, 1) {
                         let hdr = &*(m as *const spa_sys::spa_meta_header);
                         f.seq = Some(hdr.seq);
                         f.pts = hdr.pts;
                     }
-                    if let Some((m, size)) = find_meta(buf, spa_sys::SPA_META_VideoDamage) {
+                    if let Some((m, size)) = spa::find_meta(buf, spa_sys::SPA_META_VideoDamage, 1) {
                         let n = size / std::mem::size_of::<spa_sys::spa_meta_region>();
                         let regions =
                             std::slice::from_raw_parts(m as *const spa_sys::spa_meta_region, n);
@@ -666,7 +628,7 @@ mod native {
                                 .collect(),
                         );
                     }
-                    if let Some((m, _)) = find_meta(buf, spa_sys::SPA_META_VideoCrop) {
+                    if let Some((m, _)) = spa::find_meta(buf, spa_sys::SPA_META_VideoCrop, 1) {
                         let r = &*(m as *const spa_sys::spa_meta_region);
                         f.crop = Some(Rect {
                             x: r.region.position.x,
@@ -675,12 +637,12 @@ mod native {
                             h: r.region.size.height,
                         });
                     }
-                    if let Some((m, _)) = find_meta(buf, spa_sys::SPA_META_Cursor) {
+                    if let Some((m, _)) = spa::find_meta(buf, spa_sys::SPA_META_Cursor, 1) {
                         let c = &*(m as *const spa_sys::spa_meta_cursor);
                         let bitmap = (c.bitmap_offset as usize
                             >= std::mem::size_of::<spa_sys::spa_meta_cursor>())
                         .then(|| {
-                            let mb = &*(m.add(c.bitmap_offset as usize)
+                            let mb = &*((m as *const u8).add(c.bitmap_offset as usize)
                                 as *const spa_sys::spa_meta_bitmap);
                             let px = std::slice::from_raw_parts(
                                 (mb as *const spa_sys::spa_meta_bitmap as *const u8)
@@ -745,59 +707,39 @@ mod native {
             })
             .register()
             .unwrap();
-        let enum_format = pod(Value::Object(Object {
-            type_: spa_sys::SPA_TYPE_OBJECT_Format,
-            id: spa_sys::SPA_PARAM_EnumFormat,
-            properties: vec![
-                Property::new(
-                    spa_sys::SPA_FORMAT_mediaType,
-                    Value::Id(Id(spa_sys::SPA_MEDIA_TYPE_video)),
-                ),
-                Property::new(
-                    spa_sys::SPA_FORMAT_mediaSubtype,
-                    Value::Id(Id(spa_sys::SPA_MEDIA_SUBTYPE_raw)),
-                ),
-                Property::new(
-                    spa_sys::SPA_FORMAT_VIDEO_format,
-                    Value::Id(Id(fmt.to_spa().as_raw())),
-                ),
-                Property::new(
-                    spa_sys::SPA_FORMAT_VIDEO_size,
-                    Value::Choice(ChoiceValue::Rectangle(Choice(
-                        ChoiceFlags::empty(),
-                        ChoiceEnum::Range {
-                            default: Rectangle {
-                                width: 320,
-                                height: 240,
-                            },
-                            min: Rectangle {
-                                width: 1,
-                                height: 1,
-                            },
-                            max: Rectangle {
-                                width: 16384,
-                                height: 16384,
-                            },
-                        },
-                    ))),
-                ),
-                Property::new(
-                    spa_sys::SPA_FORMAT_VIDEO_framerate,
-                    Value::Choice(ChoiceValue::Fraction(Choice(
-                        ChoiceFlags::empty(),
-                        ChoiceEnum::Range {
-                            default: Fraction { num: 30, denom: 1 },
-                            min: Fraction { num: 0, denom: 1 },
-                            max: Fraction {
-                                num: 1000,
-                                denom: 1,
-                            },
-                        },
-                    ))),
-                ),
-            ],
-        }));
-        let mut params = [Pod::from_bytes(&enum_format).unwrap()];
+        let enum_format = [spa::video_format(
+            spa_sys::SPA_PARAM_EnumFormat,
+            fmt,
+            Value::Choice(ChoiceValue::Rectangle(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: Rectangle {
+                        width: 320,
+                        height: 240,
+                    },
+                    min: Rectangle {
+                        width: 1,
+                        height: 1,
+                    },
+                    max: Rectangle {
+                        width: 16384,
+                        height: 16384,
+                    },
+                },
+            ))),
+            Value::Choice(ChoiceValue::Fraction(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: Fraction { num: 30, denom: 1 },
+                    min: Fraction { num: 0, denom: 1 },
+                    max: Fraction {
+                        num: 1000,
+                        denom: 1,
+                    },
+                },
+            ))),
+        )];
+        let mut params = spa::pods(&enum_format);
         stream
             .connect(
                 libspa::utils::Direction::Input,
@@ -926,4 +868,40 @@ fn no_damage_and_no_cursor_leave_those_metas_out() {
         assert_eq!(f.n_datas, 1, "--one-block");
         f.check.as_ref().unwrap();
     }
+}
+
+#[test]
+fn missing_pipewire_fails_loudly() {
+    let out = Command::new("/bin/bash")
+        .arg(wrd_testsrc::sandbox::sandbox_script())
+        .arg("start")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing: dbus-daemon pipewire wireplumber pw-dump setsid"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn sandbox_run_returns_the_status_and_cleans_up() {
+    let out = Command::new("bash")
+        .arg(wrd_testsrc::sandbox::sandbox_script())
+        .args(["run", "--", "bash", "-c"])
+        .arg("pw-cli info 0 >/dev/null && echo \"$WRD_SANDBOX_DIR\" && exit 7")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(dir.contains("wrd-sandbox."), "{dir:?}");
+    assert!(!Path::new(&dir).exists(), "{dir} left behind");
 }
