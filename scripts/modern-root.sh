@@ -57,15 +57,17 @@ die() { log "error: $*"; exit 1; }
 
 # --- packages ---------------------------------------------------------------
 # From bookworm (same versions as the host): what the host-built test binaries
-# and test scripts need at run time besides PipeWire. The GPU bits mirror the
-# host (EGL/GBM/mesa, loaded with dlopen by the GPU import code). The C
+# and test scripts need at run time besides PipeWire, as in
+# scripts/install-deps.sh. The GPU bits mirror the host (EGL/GBM/mesa, Vulkan
+# loader and mesa's drivers, loaded with dlopen by the GPU import code). The C
 # toolchain is for the C API tests, which compile small C programs against the
 # installed header at run time (tests/c_api.rs: make install, cc, c++,
 # pkg-config); the Rust toolchain is the host's, bound in by in-modern-root.sh.
 BASE_PKGS="ca-certificates procps util-linux psmisc bash coreutils findutils grep sed
  python3 python3-pytest python3-numpy
  libgcc-s1 libstdc++6 zlib1g libpng16-16
- libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libdrm2
+ libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libdrm2 libvulkan1 mesa-vulkan-drivers
+ libyuv0 valgrind
  gcc g++ make pkg-config libc6-dev libpng-dev
  ${WRD_MODERN_EXTRA_PKGS:-}"
 # From bookworm-backports (-t bookworm-backports): the modern PipeWire stack.
