@@ -118,7 +118,14 @@ BACKEND=${WRD_MODERN_BACKEND:-}
 if [ -z "$BACKEND" ]; then
     if command -v bwrap >/dev/null 2>&1; then BACKEND=bwrap; else BACKEND=unshare; fi
 fi
+# Keep the caller's directory when it is visible inside, else the checkout.
 CWD=$(pwd)
+case "$CWD/" in
+    "$REPO"/*) ;;
+    *) inside=0
+       for p in "${BINDS[@]}"; do case "$CWD/" in "$p"/*) inside=1 ;; esac; done
+       [ "$inside" = 1 ] || CWD=$REPO ;;
+esac
 
 if [ "$BACKEND" = bwrap ]; then
     args=(--ro-bind "$ROOT" /
