@@ -79,7 +79,7 @@ declare -A PPID_OF=()
 # never reused), so "target.object=<id>" really tests the id-vs-serial
 # confusion.
 ensure_producers() {
-    local n w h
+    local n
     for n in x y; do
         if [ -n "${PPID_OF[$n]:-}" ]; then
             kill "${PPID_OF[$n]}" 2>/dev/null; wait "${PPID_OF[$n]}" 2>/dev/null
