@@ -146,7 +146,10 @@ build() {
     mkdir -p "$(dirname "$ROOT")"
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    debootstrap --variant=minbase --merged-usr "$SUITE" "$new" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 \
+    # In a private mount namespace: the /proc, /sys... debootstrap mounts in
+    # the target vanish with it, even when it is killed half-way.
+    unshare --mount --propagation private -- \
+        debootstrap --variant=minbase --merged-usr "$SUITE" "$new" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 \
         || { tail -n 30 "$ROOT.debootstrap.log" >&2; die "debootstrap failed (log: $ROOT.debootstrap.log)"; }
     t1=$(date +%s)
     log "debootstrap: $((t1 - t0)) s"
