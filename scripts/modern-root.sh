@@ -118,12 +118,27 @@ stamp_ok() { # $1 = root dir
     [ -z "$WP_WANT" ] || grep -qx "wireplumber=$WP_WANT" "$st" || return 1
 }
 
-# Run a command chrooted into $1 inside a private mount namespace: /proc, /sys
-# and /dev are mounted there and vanish with the namespace (no cleanup needed,
-# even if we are killed).
+# Children run in their own mount and PID namespaces (unshare --kill-child):
+# whatever they mount vanishes with them, and killing the unshare process
+# kills everything inside. If this script is interrupted, the trap kills the
+# running child, so no dpkg or debootstrap goes on in the background.
+CHILD=
+# (SIGKILL: unshare ignores SIGTERM and SIGINT while it waits for its child.)
+trap '[ -z "$CHILD" ] || kill -KILL "$CHILD" 2>/dev/null; exit 143' TERM INT HUP
+isolated() { # command...
+    unshare --mount --pid --fork --kill-child --propagation private -- "$@" &
+    CHILD=$!
+    local rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=
+    return "$rc"
+}
+
+# Run a command chrooted into $1: /proc, /sys and /dev are mounted in the
+# private namespace and vanish with it (no cleanup needed, even if killed).
 in_chroot() { # $1 = root, rest = command
     local r=$1; shift
-    unshare --mount --propagation private -- /bin/sh -c '
+    isolated /bin/sh -c '
         r=$1; shift
         mount -t proc proc "$r/proc"
         mount -t sysfs sysfs "$r/sys"
@@ -146,10 +161,9 @@ build() {
     mkdir -p "$(dirname "$ROOT")"
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    # In a private mount namespace: the /proc, /sys... debootstrap mounts in
-    # the target vanish with it, even when it is killed half-way.
-    unshare --mount --propagation private -- \
-        debootstrap --variant=minbase --merged-usr "$SUITE" "$new" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 \
+    # Isolated: the /proc, /sys... debootstrap mounts in the target vanish
+    # with it, and it dies with this script.
+    isolated debootstrap --variant=minbase --merged-usr "$SUITE" "$new" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 \
         || { tail -n 30 "$ROOT.debootstrap.log" >&2; die "debootstrap failed (log: $ROOT.debootstrap.log)"; }
     t1=$(date +%s)
     log "debootstrap: $((t1 - t0)) s"
