@@ -326,10 +326,11 @@ fn dmabuf_only_producer_and_shm_consumer_fail_negotiation_in_time() {
         Event::Error { status, .. } => assert_eq!(*status, wrd_status::WRD_ERR_NEGOTIATION),
         _ => unreachable!(),
     }
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
-        "error after {took:?}"
-    );
+    // PipeWire 0.3.65 stays silent and the negotiation timeout (1 s) fires;
+    // PipeWire 1.4 fails the link at once ("no more input formats"), which
+    // the stream reports as the same WRD_ERR_NEGOTIATION. Either way, in
+    // bounded time.
+    assert!(took < Duration::from_secs(4), "error after {took:?}");
     assert!(frames.is_empty(), "{frames:?}");
     assert!(
         !events.iter().any(|e| matches!(e, Event::FormatChanged(_))),
