@@ -156,6 +156,34 @@ impl Progress {
     }
 }
 
+/// Count the files the writer finished (waiting for all of them with
+/// `block`), and keep its first error.
+fn drain(
+    done: &std::sync::mpsc::Receiver<Result<PathBuf, Fail>>,
+    block: bool,
+    written: &mut u64,
+    progress: &mut Progress,
+    error: &mut Option<Fail>,
+) {
+    loop {
+        let r = if block {
+            done.recv().ok()
+        } else {
+            done.try_recv().ok()
+        };
+        match r {
+            None => return,
+            Some(Ok(path)) => {
+                *written += 1;
+                progress.update(*written, &path);
+            }
+            Some(Err(f)) => {
+                error.get_or_insert(f);
+            }
+        }
+    }
+}
+
 pub fn run(args: &Args) -> Result<(), Fail> {
     let node = args.nodes[0];
     let want = args.frames.expect("checked by Args::parse");
@@ -170,13 +198,31 @@ pub fn run(args: &Args) -> Result<(), Fail> {
                 formats: args.pixel_formats.clone(),
                 pull: true,
                 pull_events: true,
-                queue: QueuePolicy::Bounded { high: 6, low: 3 },
-                max_held: 6,
+                // Few: producers often have 3 or 4 buffers, and frames are
+                // copied out at once.
+                queue: QueuePolicy::Bounded { high: 2, low: 1 },
+                max_held: 2,
                 ..Default::default()
             },
         )
         .map_err(|e| Fail::new(EXIT_OTHER, format!("node {node}: {e}")))?;
 
+    // Files are written on a thread of their own: a frame is copied out of
+    // the producer's buffer and the buffer given back at once, so a slow
+    // disk or PNG encoder delays files, not the producer.
+    let (pic_tx, pic_rx) = std::sync::mpsc::sync_channel::<Picture>(64);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<PathBuf, Fail>>();
+    let out_format = args.format;
+    let out_dir = dir.clone();
+    let writer = std::thread::spawn(move || {
+        for pic in pic_rx {
+            let r = write(&out_dir, &pic, out_format);
+            let failed = r.is_err();
+            if done_tx.send(r).is_err() || failed {
+                break;
+            }
+        }
+    });
     let mut progress = Progress {
         tty: stderr_is_tty(),
         total: want,
@@ -184,81 +230,122 @@ pub fn run(args: &Args) -> Result<(), Fail> {
         last_draw: None,
     };
     let mut written = 0u64;
+    let mut write_error: Option<Fail> = None;
+    let mut captured = 0u64;
     let mut first_at: Option<Instant> = None;
+    let mut last_at: Option<Instant> = None;
     let mut last_frame = Instant::now();
     let mut negotiated = None;
     let mut seq_gaps = 0u64;
     let mut prev_seq: Option<u64> = None;
     let mut failure: Option<Fail> = None;
     let mut closed = crate::cli::Closed::default();
-    while written < want {
+    crate::cli::catch_interrupts();
+    while captured < want {
         wait_readable(stream.fd(), Duration::from_millis(100));
+        drain(
+            &done_rx,
+            false,
+            &mut written,
+            &mut progress,
+            &mut write_error,
+        );
         while let Some(ev) = stream.next_event() {
             if let Event::FormatChanged(f) = &ev {
                 negotiated = Some(*f);
             }
             closed.see(&ev);
-            let p = format!(" after {written} of {want} frames");
+            let p = format!(" after {captured} of {want} frames");
             if failure.is_none() {
                 failure = event_failure(node, &ev, &p);
             }
         }
         if failure.is_none() {
-            failure = closed.failure(node, &format!(" after {written} of {want} frames"));
+            failure = closed.failure(node, &format!(" after {captured} of {want} frames"));
         }
         // Frames queued before a failure still count.
-        while written < want {
+        while captured < want {
             let Ok(frame) = stream.pop() else { break };
-            let pic = take(&frame, args.format)?;
-            drop(frame); // the buffer goes back to the producer before the disk write
-            let Some(pic) = pic else { continue };
+            let pic = take(&frame, args.format);
+            drop(frame); // the buffer goes back to the producer now
+            let pic = match pic {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(f) => {
+                    failure.get_or_insert(f);
+                    break;
+                }
+            };
             let now = Instant::now();
             first_at.get_or_insert(now);
+            last_at = Some(now);
             last_frame = now;
             if let Some(p) = prev_seq {
                 seq_gaps += pic.seq.saturating_sub(p + 1);
             }
             prev_seq = Some(pic.seq);
-            let path = write(&dir, &pic, args.format)?;
-            written += 1;
-            progress.update(written, &path);
             if negotiated.is_none() {
                 negotiated = stream.format();
             }
-            if written == want {
-                break;
+            if pic_tx.send(pic).is_err() {
+                break; // the writer stopped on an error
             }
+            captured += 1;
         }
-        if written == want {
+        if captured == want {
             break;
         }
-        if let Some(f) = failure.take() {
-            progress.abort();
-            return Err(f);
-        }
-        if last_frame.elapsed() > args.timeout {
-            progress.abort();
-            return Err(Fail::new(
+        if failure.is_none() && last_frame.elapsed() > args.timeout {
+            failure = Some(Fail::new(
                 EXIT_ENDED,
                 format!(
-                    "node {node}: no frame for {:.1} s after {written} of {want} frames \
+                    "node {node}: no frame for {:.1} s after {captured} of {want} frames \
                      (the stream stalled; --timeout changes the limit)",
                     args.timeout.as_secs_f64()
                 ),
             ));
         }
-        if crate::cli::interrupted() {
-            progress.abort();
-            return Err(Fail::new(
+        if failure.is_none() && crate::cli::interrupted() {
+            failure = Some(Fail::new(
                 EXIT_ENDED,
-                format!("interrupted after {written} of {want} frames"),
+                format!("interrupted after {captured} of {want} frames"),
             ));
         }
+        if failure.is_some() || write_error.is_some() {
+            break;
+        }
     }
-    let elapsed = first_at.map(|t| t.elapsed()).unwrap_or_default();
+    // Done with the stream: disconnect before waiting for the writer, so
+    // that the summary's counters cover the capture only.
     let stats = stream.stats();
     drop(stream);
     drop(cap);
+    // Let the writer finish what was captured (also after a failure: the
+    // frames that came are on disk).
+    drop(pic_tx);
+    drain(
+        &done_rx,
+        true,
+        &mut written,
+        &mut progress,
+        &mut write_error,
+    );
+    let _ = writer.join();
+    if let Some(f) = write_error.or(failure) {
+        progress.abort();
+        return Err(f);
+    }
+    if written < want {
+        progress.abort();
+        return Err(Fail::new(
+            EXIT_OTHER,
+            format!("only {written} of {want} files were written"),
+        ));
+    }
+    let elapsed = match (first_at, last_at) {
+        (Some(a), Some(b)) => b - a,
+        _ => Duration::ZERO,
+    };
 
     let fps = if written > 1 && elapsed > Duration::ZERO {
         (written - 1) as f64 / elapsed.as_secs_f64()
