@@ -11,7 +11,7 @@ use std::os::raw::c_int;
 use std::time::Instant;
 
 use wrd_capture::convert::{
-    convert, DstFormat, DstPlanes, Options, Rect, SimdLevel, SrcFormat, SrcPlanes,
+    convert, Backend, DstFormat, DstPlanes, Options, Rect, SimdLevel, SrcFormat, SrcPlanes,
 };
 use wrd_capture::PixelFormat as P;
 
@@ -365,6 +365,45 @@ fn time(
     best
 }
 
+/// Ours and libyuv's ms per frame, measured in alternating batches so both
+/// see the same machine load; the best batch of each.
+fn time_both(
+    srcs: &[Img],
+    dsts: &mut [Img],
+    iters: usize,
+    reps: usize,
+    mut a: impl FnMut(&Img, &mut Img),
+    mut b: Option<impl FnMut(&Img, &mut Img)>,
+) -> (f64, Option<f64>) {
+    let n = srcs.len();
+    for i in 0..n.max(2) {
+        a(&srcs[i % n], &mut dsts[i % n]);
+        if let Some(b) = b.as_mut() {
+            b(&srcs[i % n], &mut dsts[i % n]);
+        }
+    }
+    let (mut ta, mut tb) = (f64::MAX, f64::MAX);
+    let mut k = 0;
+    for _ in 0..reps {
+        let t = Instant::now();
+        for _ in 0..iters {
+            a(&srcs[k % n], &mut dsts[k % n]);
+            k += 1;
+        }
+        ta = ta.min(t.elapsed().as_secs_f64() * 1000.0 / iters as f64);
+        if let Some(b) = b.as_mut() {
+            let t = Instant::now();
+            for _ in 0..iters {
+                b(&srcs[k % n], &mut dsts[k % n]);
+                k += 1;
+            }
+            tb = tb.min(t.elapsed().as_secs_f64() * 1000.0 / iters as f64);
+        }
+    }
+    black_box(&dsts[0].planes[0][0]);
+    (ta, b.map(|_| tb))
+}
+
 fn ours<'a>(
     p: &'a Pair,
     w: u32,
@@ -385,22 +424,27 @@ fn main() {
         .filter(|a| a != "quick" && !a.starts_with('-'))
         .collect();
     let keep = |p: &Pair| filters.is_empty() || filters.iter().any(|f| p.name.contains(f.as_str()));
-    let (reps, scale) = if quick { (2, 1) } else { (5, 3) };
+    let (reps, scale) = if quick { (3, 1) } else { (7, 2) };
     println!(
         "wrd-capture convert bench: best level {:?}, single thread unless noted; ms per frame (best of {reps} batches)",
         SimdLevel::detect()
     );
     println!("speedup = libyuv ms / ours ms (>1: ours faster)\n");
     println!(
-        "{:<28} {:>9} {:>6} {:>9} {:>9} {:>8}",
-        "pair", "size", "data", "ours", "libyuv", "speedup"
+        "{:<28} {:>9} {:>6} {:>9} {:>9} {:>8} {:>8}",
+        "pair", "size", "data", "ours", "libyuv", "speedup", "maxdiff"
     );
-    let sizes = [(1920u32, 1080u32), (3840, 2160)];
+    // 320x180 fits the L2 (kernel speed); 1080p fits the L3 in cache; 4K
+    // does not fit even "in cache" (45 MB for NV12 + BGRA against 32 MB).
+    let sizes = [(320u32, 180u32), (1920, 1080), (3840, 2160)];
     const L3_ROTATE_BYTES: usize = 160 << 20;
     let base = Options::default();
     for (w, h) in sizes {
         // memcpy baseline of a BGRA frame.
         for dram in [false, true] {
+            if dram && w < 1000 {
+                continue;
+            }
             let f = Img::new(P::Bgra, w, h, 1);
             let n = if dram {
                 (L3_ROTATE_BYTES / (2 * f.bytes())).max(2)
@@ -411,7 +455,11 @@ fn main() {
             let mut dsts: Vec<Img> = (0..n)
                 .map(|i| Img::new(P::Bgra, w, h, i as u8 + 7))
                 .collect();
-            let iters = if dram { 2 * n } else { 10 * scale };
+            let iters = if dram {
+                2 * n
+            } else {
+                10 * scale * (1920 * 1080 / (w * h) as usize).max(1)
+            };
             let t = time(&srcs, &mut dsts, iters, reps, |s, d| {
                 d.planes[0].copy_from_slice(&s.planes[0])
             });
@@ -427,6 +475,9 @@ fn main() {
         }
         for p in pairs().into_iter().filter(|p| keep(p)) {
             for dram in [false, true] {
+                if dram && w < 1000 {
+                    continue;
+                }
                 let sf = p.src.layout();
                 let df = p.dst.layout();
                 let one = Img::new(sf, w, h, 0).bytes() + Img::new(df, w, h, 0).bytes();
@@ -437,25 +488,55 @@ fn main() {
                 };
                 let srcs: Vec<Img> = (0..n).map(|i| Img::new(sf, w, h, i as u8)).collect();
                 let mut dsts: Vec<Img> = (0..n).map(|i| Img::new(df, w, h, i as u8 + 3)).collect();
-                let iters = if dram { 2 * n } else { 10 * scale };
-                let t_ours = time(&srcs, &mut dsts, iters, reps, ours(&p, w, h, base, None));
-                let t_lib = p.lib.map(|lib| {
-                    time(&srcs, &mut dsts, iters, reps, |s, d| {
-                        lib(s, d, w as c_int, h as c_int)
-                    })
-                });
+                let iters = if dram {
+                    2 * n
+                } else {
+                    10 * scale * (1920 * 1080 / (w * h) as usize).max(1)
+                };
+                let lib = p
+                    .lib
+                    .map(|lib| move |s: &Img, d: &mut Img| lib(s, d, w as c_int, h as c_int));
+                let (t_ours, t_lib) = time_both(
+                    &srcs,
+                    &mut dsts,
+                    iters,
+                    reps,
+                    ours(&p, w, h, base, None),
+                    lib,
+                );
                 let (tl, sp) = match t_lib {
                     Some(t) => (format!("{t:.3}"), format!("{:.2}", t / t_ours)),
                     None => ("-".into(), "-".into()),
                 };
+                // How far apart the two outputs are (libyuv's 6/7-bit
+                // coefficients against our reference-exact-within-1 ones).
+                let diff = match (p.lib, dram) {
+                    (Some(lib), false) => {
+                        let mut a = Img::new(df, w, h, 9);
+                        let mut b = Img::new(df, w, h, 9);
+                        ours(&p, w, h, base, None)(&srcs[0], &mut a);
+                        lib(&srcs[0], &mut b, w as c_int, h as c_int);
+                        let m = a
+                            .planes
+                            .iter()
+                            .zip(&b.planes)
+                            .flat_map(|(x, y)| x.iter().zip(y))
+                            .map(|(x, y)| (*x as i32 - *y as i32).abs())
+                            .max()
+                            .unwrap_or(0);
+                        format!("{m}")
+                    }
+                    _ => String::new(),
+                };
                 println!(
-                    "{:<28} {:>9} {:>6} {:>9.3} {:>9} {:>8}",
+                    "{:<28} {:>9} {:>6} {:>9.3} {:>9} {:>8} {:>8}",
                     p.name,
                     format!("{w}x{h}"),
                     if dram { "dram" } else { "cache" },
                     t_ours,
                     tl,
-                    sp
+                    sp,
+                    diff
                 );
             }
         }
@@ -473,21 +554,26 @@ fn main() {
         let mut dsts = vec![Img::new(df, w, h, 1)];
         let mut row = format!("{:<28}", p.name);
         for (lvl, ext) in [
-            (SimdLevel::Avx2, false),
-            (SimdLevel::Sse41, false),
-            (SimdLevel::Scalar, false),
-            (SimdLevel::Avx2, true),
+            (SimdLevel::Avx2, Backend::Own),
+            (SimdLevel::Sse41, Backend::Own),
+            (SimdLevel::Scalar, Backend::Own),
+            (SimdLevel::Avx2, Backend::YuvCrate),
         ] {
             if !lvl.is_supported() {
                 continue;
             }
             let o = Options {
                 level: Some(lvl),
-                allow_external: ext,
+                backend: ext,
                 ..base
             };
             let t = time(&srcs, &mut dsts, 5 * scale, reps, ours(&p, w, h, o, None));
-            row += &format!(" {}{}={t:.3}", lvl.name(), if ext { "+ext" } else { "" });
+            let tag = if ext == Backend::YuvCrate {
+                "yuv-crate"
+            } else {
+                lvl.name()
+            };
+            row += &format!(" {tag}={t:.3}");
         }
         println!("{row}");
     }

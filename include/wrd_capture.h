@@ -19,6 +19,52 @@
 #include <stdint.h>
 
 /**
+ * Source format value of the raw ARGB32 loader (bytes A, R, G, B), beside
+ * the `wrd_pixel_format` values 1..=10.
+ */
+#define WRD_CONVERT_SRC_ARGB32 100
+
+/**
+ * Source format value of the raw RGB24 loader (bytes R, G, B; the same
+ * layout as RGB).
+ */
+#define WRD_CONVERT_SRC_RGB24 101
+
+/**
+ * `wrd_convert_options.matrix`: ITU-R BT.601 (the default, 0).
+ */
+#define WRD_MATRIX_BT601 0
+
+/**
+ * `wrd_convert_options.matrix`: ITU-R BT.709.
+ */
+#define WRD_MATRIX_BT709 1
+
+/**
+ * `wrd_convert_options.range`: limited ("TV") range, the default (0).
+ */
+#define WRD_RANGE_LIMITED 0
+
+/**
+ * `wrd_convert_options.range`: full ("PC") range.
+ */
+#define WRD_RANGE_FULL 1
+
+/**
+ * `wrd_convert_options.threads`: one thread per available CPU.
+ */
+#define WRD_CONVERT_THREADS_AUTO UINT32_MAX
+
+/**
+ * Connector states (`wrd_drm_connector.connection`).
+ */
+#define WRD_DRM_CONNECTED 1
+
+#define WRD_DRM_DISCONNECTED 2
+
+#define WRD_DRM_CONNECTION_UNKNOWN 3
+
+/**
  * Pixel formats (`WRD_FORMAT_*`; the numbers never change).
  */
 #define WRD_FORMAT_BGRX 1
@@ -79,6 +125,32 @@
 #define WRD_EVENT_RESUMED 8
 
 /**
+ * A DMA-BUF import failed (`format`, `modifier`, `message`).
+ */
+#define WRD_EVENT_IMPORT_FAILED 9
+
+/**
+ * The stream renegotiates without `format` + `modifier`.
+ */
+#define WRD_EVENT_RENEGOTIATING 10
+
+/**
+ * The stream fell back to shared memory.
+ */
+#define WRD_EVENT_SHM_FALLBACK 11
+
+/**
+ * The capture tries to reconnect (`attempt` in `width`, delay in ms in
+ * `modifier`; default-daemon mode with a reconnect policy).
+ */
+#define WRD_EVENT_RECONNECTING 12
+
+/**
+ * The capture is connected again and re-adds the stream by node name.
+ */
+#define WRD_EVENT_RECONNECTED 13
+
+/**
  * Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
  */
 #define WRD_STATE_CONNECTING 0
@@ -117,10 +189,12 @@
 
 #define WRD_DROP_NO_FORMAT 7
 
+#define WRD_DROP_IMPORT_FAILED 8
+
 /**
- * Number of drop reasons.
+ * Number of drop reasons in use (`drops` has room for 16).
  */
-#define WRD_DROP_REASONS 8
+#define WRD_DROP_REASONS 9
 
 /**
  * Buffer types (`wrd_stream_stats.buffer_type`, `wrd_frame_info.buffer_type`).
@@ -226,6 +300,11 @@ typedef enum wrd_status {
 typedef struct wrd_capture wrd_capture;
 
 /**
+ * A DRM/KMS capture source (opaque).
+ */
+typedef struct wrd_drm_source wrd_drm_source;
+
+/**
  * A frame (opaque). Frames given to a callback are borrowed for the call;
  * frames from `wrd_stream_pull` or `wrd_frame_ref` are owned and released
  * with `wrd_frame_release`.
@@ -280,7 +359,182 @@ typedef struct wrd_capture_options {
    * (`PIPEWIRE_REMOTE`, else `pipewire-0` in `XDG_RUNTIME_DIR`). Copied.
    */
   const char *remote;
+  /**
+   * Non-zero: in default-daemon mode (fd -1), reconnect when the daemon
+   * goes away, with exponential backoff, and re-add the streams by node
+   * name (`WRD_EVENT_RECONNECTING`, `WRD_EVENT_RECONNECTED`); after
+   * `reconnect_max_attempts` failures in a row it gives up with a
+   * `WRD_EVENT_ERROR` (`WRD_ERR_CONNECTION_LOST`). Ignored with a portal
+   * fd, which cannot be reused: bring a new one.
+   */
+  uint32_t reconnect;
+  /**
+   * First delay (default 100 ms), doubled up to `reconnect_max_delay_ms`
+   * (default 2000 ms).
+   */
+  uint32_t reconnect_initial_delay_ms;
+  uint32_t reconnect_max_delay_ms;
+  /**
+   * Default 8.
+   */
+  uint32_t reconnect_max_attempts;
+  /**
+   * Bytes of producer buffers the caller may hold across all streams
+   * (frames kept with `wrd_frame_ref` or queued); past it new frames are
+   * dropped and counted as `WRD_DROP_BUDGET`. 0: no budget.
+   */
+  size_t memory_budget;
 } wrd_capture_options;
+
+/**
+ * What the running PipeWire allows, from the client library's and the
+ * daemon's versions (the library is built once and gates newer behaviour
+ * at run time).
+ */
+typedef struct wrd_features {
+  /**
+   * Explicit sync (SyncTimeline meta and SyncObj datas) is negotiated with
+   * DMA-BUF producers: the client library and the daemon are >= 1.2.0.
+   */
+  uint32_t explicit_sync;
+  /**
+   * The client library is newer than the daemon: streams may link and
+   * negotiate yet get no frames (measured: 1.4.2 against 0.3.65).
+   */
+  uint32_t library_newer_than_daemon;
+} wrd_features;
+
+/**
+ * Up to three source planes: `data[i]` points at `len[i]` readable bytes,
+ * rows `stride[i]` bytes apart. Planes a format does not use are ignored
+ * (set them to NULL, 0, 0).
+ */
+typedef struct wrd_planes {
+  const uint8_t *data[3];
+  size_t len[3];
+  size_t stride[3];
+} wrd_planes;
+
+/**
+ * Up to three destination planes: `data[i]` points at `len[i]` writable
+ * bytes, rows `stride[i]` bytes apart.
+ */
+typedef struct wrd_planes_mut {
+  uint8_t *data[3];
+  size_t len[3];
+  size_t stride[3];
+} wrd_planes_mut;
+
+/**
+ * A rectangle in pixels.
+ */
+typedef struct wrd_rect {
+  uint32_t x;
+  uint32_t y;
+  uint32_t w;
+  uint32_t h;
+} wrd_rect;
+
+/**
+ * Conversion options. All zeros is the default: BT.601, limited range, the
+ * calling thread only, the best SIMD level, the default backend.
+ */
+typedef struct wrd_convert_options {
+  /**
+   * `WRD_MATRIX_BT601` (0) or `WRD_MATRIX_BT709` (1).
+   */
+  uint32_t matrix;
+  /**
+   * `WRD_RANGE_LIMITED` (0) or `WRD_RANGE_FULL` (1).
+   */
+  uint32_t range;
+  /**
+   * 0 or 1: the calling thread only; n: split the frame across at most n
+   * threads (small jobs use fewer); `WRD_CONVERT_THREADS_AUTO`: one per CPU.
+   */
+  uint32_t threads;
+  /**
+   * 0: the best level this CPU has; 1: scalar; 2: SSE4.1; 3: AVX2 (a level
+   * the CPU lacks is `WRD_ERR_INVALID_ARGUMENT`).
+   */
+  uint32_t simd_level;
+  /**
+   * 0: the fastest measured code per pair; 1: only wrd-capture's own
+   * kernels; 2: the `yuv` crate wherever it has the pair.
+   */
+  uint32_t backend;
+} wrd_convert_options;
+
+/**
+ * A connector (output).
+ */
+typedef struct wrd_drm_connector {
+  /**
+   * KMS object id (pass it to `wrd_drm_source_new`).
+   */
+  uint32_t id;
+  /**
+   * `WRD_DRM_CONNECTED`, `WRD_DRM_DISCONNECTED` or `WRD_DRM_CONNECTION_UNKNOWN`.
+   */
+  uint32_t connection;
+  /**
+   * The CRTC driving it, 0 when none.
+   */
+  uint32_t crtc_id;
+  /**
+   * Number of modes it offers (`wrd_drm_connector_modes` lists them).
+   */
+  uint32_t n_modes;
+  /**
+   * `"Virtual-1"`, `"HDMI-A-2"`, ...: NUL-terminated, truncated to fit.
+   */
+  char name[32];
+} wrd_drm_connector;
+
+/**
+ * A video mode.
+ */
+typedef struct wrd_drm_mode {
+  uint32_t width;
+  uint32_t height;
+  /**
+   * Vertical refresh in Hz.
+   */
+  uint32_t refresh_hz;
+  /**
+   * Pixel clock in kHz.
+   */
+  uint32_t clock_khz;
+  /**
+   * Non-zero for the connector's preferred mode.
+   */
+  uint32_t preferred;
+} wrd_drm_mode;
+
+/**
+ * A CRTC (scanout engine).
+ */
+typedef struct wrd_drm_crtc {
+  /**
+   * KMS object id (pass it to `wrd_drm_source_new`).
+   */
+  uint32_t id;
+  /**
+   * Index among the device's CRTCs.
+   */
+  uint32_t index;
+  /**
+   * Non-zero when it runs a mode (`mode` is then set).
+   */
+  uint32_t active;
+  /**
+   * The framebuffer its primary plane scans out, 0 when none.
+   */
+  uint32_t fb_id;
+  uint32_t x;
+  uint32_t y;
+  struct wrd_drm_mode mode;
+} wrd_drm_crtc;
 
 /**
  * One plane of a frame.
@@ -416,6 +670,18 @@ typedef struct wrd_frame_info {
    */
   uint32_t color_matrix;
   uint32_t color_range;
+  /**
+   * Explicit sync (PipeWire >= 1.2 producers): non-zero when set. Wait
+   * for `acquire_point` on the timeline syncobj `acquire_fd` before
+   * reading; the library signals `release_point` on `release_fd` when
+   * the frame is released (or dropped by the library). Fds owned by the
+   * frame.
+   */
+  uint32_t has_sync;
+  int acquire_fd;
+  uint64_t acquire_point;
+  int release_fd;
+  uint64_t release_point;
 } wrd_frame_info;
 
 /**
@@ -605,6 +871,18 @@ typedef struct wrd_stream_config {
    * Milliseconds without frames before a `WRD_EVENT_STALLED`; 0 for never.
    */
   uint32_t stall_timeout_ms;
+  /**
+   * An importer (may be NULL): the stream then offers the DMA-BUF
+   * modifiers it can import (with an SHM fallback per format), imports
+   * each new buffer once (`wrd_frame_get_imported`) and renegotiates
+   * without a modifier whose import failed. The stream keeps its own
+   * reference: the importer may be destroyed before the stream.
+   */
+  const struct wrd_importer *importer;
+  /**
+   * Import failures before the stream falls back to SHM (0: default 3).
+   */
+  uint32_t max_import_failures;
 } wrd_stream_config;
 
 /**
@@ -642,9 +920,9 @@ typedef struct wrd_stream_stats {
    */
   uint64_t frames_dropped;
   /**
-   * Drops by `WRD_DROP_*` reason.
+   * Drops by `WRD_DROP_*` reason (entries past `WRD_DROP_REASONS` are 0).
    */
-  uint64_t drops[8];
+  uint64_t drops[16];
   /**
    * Frames held by the caller now (refs plus queued), and the most ever.
    */
@@ -659,6 +937,11 @@ typedef struct wrd_stream_stats {
    */
   uint64_t unsealed_buffers;
   uint64_t format_changes;
+  /**
+   * Explicit sync: release points signalled, and signalling failures.
+   */
+  uint64_t releases_signalled;
+  uint64_t release_failures;
   /**
    * Status of the last error event (`WRD_OK` if none).
    */
@@ -728,6 +1011,160 @@ enum wrd_status wrd_capture_get_versions(const struct wrd_capture *cap, const ch
 bool wrd_capture_is_connected(const struct wrd_capture *cap);
 
 /**
+ * Fill `*out` with the features of the capture's connection. Any thread.
+ */
+enum wrd_status wrd_capture_get_features(const struct wrd_capture *cap, struct wrd_features *out);
+
+/**
+ * Convert pixels between caller-owned planes.
+ *
+ * `src_format` is a `wrd_pixel_format` value (1 = BGRx ... 10 = GRAY8) or
+ * `WRD_CONVERT_SRC_ARGB32` (100) or `WRD_CONVERT_SRC_RGB24` (101).
+ * `dst_format` is `WRD_PIXEL_FORMAT_BGRA` (2), `_RGBA` (4), `_NV12` (7) or
+ * `_I420` (8). Every format converts to BGRA and RGBA; BGRx, BGRA, RGBx and
+ * RGBA also convert to NV12 and I420.
+ *
+ * `width` x `height` is the frame size (any size, odd included). Each
+ * plane the formats use must span `stride * (rows - 1) + row_bytes` bytes
+ * of its `len` (the last row need not be padded), with `stride` at least
+ * the row size. Everything is checked before the first byte is read.
+ *
+ * `rects`: NULL converts the whole frame; otherwise the `n_rects`
+ * rectangles are converted (clipped to the frame, widened to whole 2x2 or
+ * 2x1 chroma blocks for subsampled formats) and every other destination
+ * byte keeps its value. `n_rects` 0 with a non-NULL `rects` converts nothing.
+ *
+ * `options`: NULL for the defaults (BT.601 limited range, calling thread).
+ *
+ * Ownership: nothing is retained after the call returns. The destination
+ * planes must not overlap each other or a source plane
+ * (`WRD_ERR_INVALID_ARGUMENT` if they do).
+ *
+ * Threads: any thread; calls on disjoint memory may run concurrently. With
+ * `options->threads` above 1 the call itself runs on worker threads and
+ * returns when they are done.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (a NULL `src` or `dst`, a used plane's
+ * `data` NULL with a nonzero `len`, or NULL `rects` with nonzero `n_rects`),
+ * `WRD_ERR_BUFFER_TOO_SMALL` (a plane's `len` is short),
+ * `WRD_ERR_INVALID_ARGUMENT` (an unknown format or option value, a stride
+ * below the row size, overlapping planes), `WRD_ERR_UNSUPPORTED` (the pair
+ * is not converted).
+ *
+ * # Safety
+ *
+ * Each used `src->data[i]` must be valid for reads of `src->len[i]` bytes and
+ * each used `dst->data[i]` for writes of `dst->len[i]` bytes for the whole
+ * call, with no other thread writing them; `rects` must point at `n_rects`
+ * `wrd_rect`s; `options` at a `wrd_convert_options`.
+ */
+enum wrd_status wrd_convert_planes(uint32_t src_format, const struct wrd_planes *src, uint32_t width, uint32_t height, uint32_t dst_format, const struct wrd_planes_mut *dst, const struct wrd_rect *rects, size_t n_rects, const struct wrd_convert_options *options);
+
+/**
+ * Whether `wrd_convert_planes` converts `src_format` to `dst_format` (the
+ * same values it takes). Any thread; never fails.
+ */
+bool wrd_convert_supported(uint32_t src_format, uint32_t dst_format);
+
+/**
+ * The SIMD level conversions use on this CPU by default: 1 scalar, 2
+ * SSE4.1, 3 AVX2 (the values of `wrd_convert_options.simd_level`). Any
+ * thread; never fails.
+ */
+uint32_t wrd_convert_simd_level(void);
+
+/**
+ * List the connectors of a DRM device: `card_path` (NULL for
+ * `/dev/dri/card0`) or, when `fd >= 0`, that open DRM fd (not taken: it
+ * stays the caller's). Writes up to `cap` entries to `out` and the number
+ * of connectors to `*n_out`; pass `out = NULL, cap = 0` to ask the count.
+ * Needs no DRM master. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`n_out` NULL, or `out` NULL with `cap > 0`);
+ * WRD_ERR_BUFFER_TOO_SMALL (`*n_out` says how many are needed);
+ * WRD_ERR_IO (no such device: errno ENOENT, or another I/O error);
+ * WRD_ERR_PERMISSION (the device may not be opened);
+ * WRD_ERR_UNSUPPORTED (not a KMS device).
+ */
+enum wrd_status wrd_drm_list_connectors(const char *card_path, int fd, struct wrd_drm_connector *out, size_t cap, size_t *n_out);
+
+/**
+ * List the modes connector `connector_id` offers (device as for
+ * `wrd_drm_list_connectors`), the same way: up to `cap` entries to `out`,
+ * the count to `*n_out`. Any thread.
+ *
+ * Errors: as `wrd_drm_list_connectors`, plus WRD_ERR_NODE_NOT_FOUND (no
+ * such connector).
+ */
+enum wrd_status wrd_drm_connector_modes(const char *card_path, int fd, uint32_t connector_id, struct wrd_drm_mode *out, size_t cap, size_t *n_out);
+
+/**
+ * List the CRTCs of a DRM device (device as for `wrd_drm_list_connectors`),
+ * the same way: up to `cap` entries to `out`, the count to `*n_out`. Any
+ * thread.
+ *
+ * Errors: as `wrd_drm_list_connectors`.
+ */
+enum wrd_status wrd_drm_list_crtcs(const char *card_path, int fd, struct wrd_drm_crtc *out, size_t cap, size_t *n_out);
+
+/**
+ * Create a source that captures what a CRTC scans out, as DMA-BUF frames.
+ *
+ * Device: `card_path` (NULL for `/dev/dri/card0`), or, when `fd >= 0`, that
+ * open DRM fd, duplicated (the caller keeps its own; a dup of a DRM master
+ * fd is master too). Target: `connector_id` (the CRTC driving it, followed
+ * when it changes), or, when `connector_id` is 0, `crtc_id`. Any thread;
+ * the source may be used from any thread (calls are serialised).
+ *
+ * Capturing needs DRM master or CAP_SYS_ADMIN: the kernel gives
+ * framebuffer handles to no one else; without them
+ * `wrd_drm_source_capture` fails with WRD_ERR_PERMISSION.
+ *
+ * Errors: WRD_ERR_NULL_POINTER (`out` NULL); WRD_ERR_INVALID_ARGUMENT (both
+ * ids 0, or a path that is not UTF-8); WRD_ERR_IO (no such device: errno
+ * ENOENT, or another I/O error); WRD_ERR_PERMISSION (the device may not be
+ * opened); WRD_ERR_UNSUPPORTED (not a KMS device); WRD_ERR_NODE_NOT_FOUND
+ * (no such connector or CRTC).
+ */
+enum wrd_status wrd_drm_source_new(const char *card_path, int fd, uint32_t connector_id, uint32_t crtc_id, struct wrd_drm_source **out);
+
+/**
+ * The frame the source's CRTC shows now, as an owned frame (release it
+ * with `wrd_frame_release`): a DMA-BUF frame (`WRD_BUFFER_DMABUF`) with the
+ * framebuffer's planes, fourcc and modifier (`DRM_FORMAT_MOD_INVALID` when
+ * the framebuffer was made without one). Import it with a `wrd_importer`,
+ * or read it with `wrd_dmabuf_read_pixels` when it is linear (dumb buffers
+ * are). The framebuffer is exported once: while the CRTC shows the same
+ * one, each call returns the same buffer (same `sequence`; its pixels are
+ * the live scanout memory). Call it at the rate you want frames. Any thread.
+ *
+ * Errors: WRD_ERR_NULL_POINTER; WRD_ERR_INVALID_STATE (unknown handle; or
+ * the connector is disconnected, not driven by a CRTC, or its CRTC is off);
+ * WRD_ERR_PERMISSION (neither DRM master nor CAP_SYS_ADMIN);
+ * WRD_ERR_NODE_NOT_FOUND (the connector or CRTC went away);
+ * WRD_ERR_UNSUPPORTED (a framebuffer format with no `WRD_FORMAT_*`);
+ * WRD_ERR_IO.
+ */
+enum wrd_status wrd_drm_source_capture(struct wrd_drm_source *src, struct wrd_frame **out);
+
+/**
+ * Wait up to `timeout_ms` for the CRTC to show a framebuffer other than the
+ * last one captured (a page flip or a mode change) and return it as
+ * `wrd_drm_source_capture` does. Waits on vblanks where the driver has
+ * them, else checks every `poll_ms` (0: 16). The first call returns the
+ * current frame at once. Any thread.
+ *
+ * Errors: as `wrd_drm_source_capture`, plus WRD_ERR_TIMEOUT.
+ */
+enum wrd_status wrd_drm_source_next_frame(struct wrd_drm_source *src, uint32_t timeout_ms, uint32_t poll_ms, struct wrd_frame **out);
+
+/**
+ * Destroy a source (NULL is ignored). Frames it gave stay valid until
+ * released. A second destroy returns WRD_ERR_INVALID_STATE. Any thread.
+ */
+enum wrd_status wrd_drm_source_destroy(struct wrd_drm_source *src);
+
+/**
  * Fill `*out` with the frame's data and metadata. Pointers inside stay
  * valid while the frame is (until the callback returns, or until
  * `wrd_frame_release`); nothing in `*out` is owned by the caller. Any
@@ -770,6 +1207,17 @@ enum wrd_status wrd_frame_release(struct wrd_frame *frame);
  * `WRD_ERR_UNSUPPORTED` (DMA-BUF or cursor-only frames). Any thread.
  */
 enum wrd_status wrd_frame_convert(const struct wrd_frame *frame, uint32_t dst_format, uint8_t *dst, size_t dst_len, size_t dst_stride, uint32_t flags, uint32_t threads);
+
+/**
+ * The stream importer's import of a DMA-BUF frame (its EGLImage or
+ * VkImage, imported once per PipeWire buffer), as a new reference that the
+ * caller releases with `wrd_imported_release`; the import itself lives until
+ * every reference and every frame of that buffer is gone. Returns
+ * `WRD_ERR_UNSUPPORTED` for SHM frames or streams without an importer.
+ * Any thread (EGL objects are used on the caller's context: see the
+ * importer functions).
+ */
+enum wrd_status wrd_frame_get_imported(const struct wrd_frame *frame, struct wrd_imported **out);
 
 /**
  * Create an EGL importer on its own display: the EGL device platform
@@ -843,8 +1291,9 @@ void wrd_importer_destroy(struct wrd_importer *importer);
 /**
  * Fill `formats` with the (fourcc, modifier) pairs the importer can
  * import: `*count` is the capacity of `formats` on entry and the total
- * number of pairs on return. `formats` may be NULL to ask the count (with
- * `*count` 0). Any thread.
+ * number of pairs on return. To ask the count only, pass `formats` NULL and
+ * `*count` 0: the call then returns WRD_ERR_BUFFER_TOO_SMALL (or WRD_OK if
+ * the list is empty) with `*count` set. Any thread.
  *
  * Errors: WRD_ERR_NULL_POINTER (`importer` or `count` NULL, or `formats`
  * NULL with `*count` > 0); WRD_ERR_BUFFER_TOO_SMALL (capacity below the

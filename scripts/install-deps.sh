@@ -18,6 +18,12 @@ packages=(
     # The demo and the C examples: PNG output, EGL/GLES (egl-import.c),
     # libportal (portal-capture.c, built by the tests).
     libpng-dev libegl-dev libgles-dev libportal-dev
+    # The DRM/KMS source's VM test (tools/drm-vm): a kernel with virtio-gpu
+    # booted under qemu (software emulation), busybox for its initramfs.
+    qemu-system-x86 linux-image-amd64 busybox-static cpio
+    # The second test leg against PipeWire 1.4 / WirePlumber 0.5: a cached
+    # bookworm + bookworm-backports root (scripts/modern-root.sh).
+    debootstrap bubblewrap
 )
 
 missing=()

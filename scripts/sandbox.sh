@@ -7,6 +7,8 @@
 #   sandbox.sh stop DIR              kill its daemons (by pid) and remove DIR
 #   sandbox.sh run [--] CMD [ARG...] start one, run CMD in it, tear it down,
 #                                    exit with CMD's status
+#   sandbox.sh restart DIR           kill and start again its pipewire and
+#                                    wireplumber (fault tests)
 #
 #   eval "$(scripts/sandbox.sh start --owner $$)"; ...; scripts/sandbox.sh stop "$WRD_SANDBOX_DIR"
 #
@@ -228,6 +230,26 @@ cmd_stop() {
     rm -rf "$d"
 }
 
+# Restart pipewire and wireplumber of a running sandbox (fault tests: the
+# daemon "comes back"). The new pids are appended to DIR/pids, so stop and
+# the watchdog still find everything.
+cmd_restart() {
+    dir=${1:?usage: $prog restart DIR}
+    [[ ${dir##*/} == wrd-sandbox.* && -f $dir/pids ]] || die "$dir is not a sandbox directory"
+    # shellcheck disable=SC1091
+    source "$dir/env"
+    local name pid started
+    while read -r name pid started; do
+        [[ $name == pipewire || $name == wireplumber ]] || continue
+        [[ $(start_time "$pid" 2>/dev/null) == "$started" ]] && kill -KILL "$pid" 2>/dev/null
+    done <"$dir/pids"
+    sleep 0.1
+    pid=$(spawn pipewire.log pipewire)
+    wait_for "pipewire" "$pid" timeout 3 pw-dump || die "pipewire did not come back"
+    pid=$(spawn wireplumber.log wireplumber)
+    wait_for "wireplumber" "$pid" wireplumber_ready || die "wireplumber did not come back"
+}
+
 cmd_run() {
     [[ ${1:-} == -- ]] && shift
     (($#)) || die "usage: $prog run [--] CMD [ARG...]"
@@ -256,6 +278,10 @@ start)
 stop)
     shift
     cmd_stop "$@"
+    ;;
+restart)
+    shift
+    cmd_restart "$@"
     ;;
 run)
     shift

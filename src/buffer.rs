@@ -242,10 +242,13 @@ pub enum DropReason {
     Budget = 6,
     /// The frame arrived before a format was negotiated.
     NoFormat = 7,
+    /// The stream's importer could not import the DMA-BUF (the stream
+    /// renegotiates without that modifier).
+    ImportFailed = 8,
 }
 
 /// Number of [`DropReason`] values.
-pub const DROP_REASONS: usize = 8;
+pub const DROP_REASONS: usize = 9;
 
 impl DropReason {
     pub fn name(self) -> &'static str {
@@ -258,6 +261,7 @@ impl DropReason {
             DropReason::BadLayout => "bad-layout",
             DropReason::Budget => "budget",
             DropReason::NoFormat => "no-format",
+            DropReason::ImportFailed => "import-failed",
         }
     }
 }
@@ -446,7 +450,20 @@ pub fn validate_dmabuf(
     fds: &[RawFd],
 ) -> Result<Vec<DmaSpan>, Invalid> {
     let planes = fmt.planes();
-    if datas.len() < planes || datas.len() > 4 || fds.len() != datas.len() {
+    // Explicit sync adds two SyncObj datas at the end (acquire, release).
+    let sync = datas
+        .iter()
+        .rev()
+        .take_while(|d| d.data_type == data_type::SYNC_OBJ)
+        .count();
+    if sync != 0 && sync != 2 {
+        return Err(Invalid(
+            DropReason::BadLayout,
+            format!("{sync} SyncObj datas (explicit sync has 2)"),
+        ));
+    }
+    let datas = &datas[..datas.len() - sync];
+    if datas.len() < planes || datas.len() > 4 || fds.len() < datas.len() {
         return Err(Invalid(
             DropReason::BadLayout,
             format!("{} datas for a {}-plane DMA-BUF", datas.len(), planes),
@@ -483,6 +500,8 @@ pub struct ParsedMeta {
     pub cursor: Option<Cursor>,
     pub transform: u32,
     pub flags: u32,
+    /// Explicit sync: (acquire point, release point).
+    pub sync_timeline: Option<(u64, u64)>,
     /// Metas that were present but malformed (counted, then ignored).
     pub bad: u32,
 }
@@ -561,6 +580,12 @@ pub fn parse_metas(metas: &[(u32, &[u8])], w: u32, h: u32) -> ParsedMeta {
                 }
                 None => out.bad += 1,
             },
+            meta_type::SYNC_TIMELINE => {
+                match read::<crate::negotiation::SpaMetaSyncTimeline>(bytes, 0) {
+                    Some(t) => out.sync_timeline = Some((t.acquire_point, t.release_point)),
+                    None => out.bad += 1,
+                }
+            }
             meta_type::VIDEO_TRANSFORM => match read::<spa_meta_videotransform>(bytes, 0) {
                 Some(t) if t.transform <= 7 => out.transform = t.transform,
                 _ => out.bad += 1,

@@ -5,7 +5,7 @@
 //! except [`Capture`]'s drop, which joins it (or, when called from inside a
 //! callback on that thread, lets the thread finish by itself).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -39,6 +39,36 @@ pub struct CaptureOptions {
     pub remote: Option<String>,
     /// Time allowed for connecting (default 5 s).
     pub connect_timeout: Duration,
+    /// Default-daemon mode only (a portal fd cannot be reused): when the
+    /// daemon goes away, reconnect with exponential backoff and re-add the
+    /// streams by node name. `None` (the default): report and stay down.
+    pub reconnect: Option<ReconnectPolicy>,
+    /// Bytes of producer buffers the caller may hold across all streams of
+    /// this capture (frames kept past their callback or queued); past it new
+    /// frames are dropped (`DropReason::Budget`). 0: no budget.
+    pub memory_budget: usize,
+}
+
+/// How a capture reconnects in default-daemon mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Delay before the first attempt; doubled after each failure.
+    pub initial_delay: Duration,
+    /// Longest delay between attempts.
+    pub max_delay: Duration,
+    /// Failed attempts in a row after which the capture gives up (the
+    /// circuit breaker opens) and says so with an error event.
+    pub max_attempts: u32,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            max_attempts: 8,
+        }
+    }
 }
 
 impl Default for CaptureOptions {
@@ -49,6 +79,8 @@ impl Default for CaptureOptions {
             negotiation_timeout: Duration::from_secs(5),
             remote: None,
             connect_timeout: Duration::from_secs(5),
+            reconnect: None,
+            memory_budget: 0,
         }
     }
 }
@@ -72,6 +104,30 @@ pub struct Versions {
     pub daemon: String,
 }
 
+/// What the running PipeWire allows, decided at run time from the client
+/// library's and the daemon's versions (the library is built once, against
+/// 0.3.65 headers, and runs against anything newer).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Explicit sync (SyncTimeline meta, SyncObj datas) is negotiated with
+    /// DMA-BUF: needs the client library and the daemon >= 1.2.0.
+    pub explicit_sync: bool,
+    /// The client library is newer than the daemon: measured with 1.4.2
+    /// against 0.3.65, a stream links and negotiates but gets no frames.
+    pub library_newer_than_daemon: bool,
+}
+
+impl Features {
+    /// The features for a (library, daemon) version pair.
+    pub fn for_versions(library: &str, daemon: &str) -> Features {
+        let (lib, dae) = (parse_version(library), parse_version(daemon));
+        Features {
+            explicit_sync: lib >= (1, 2, 0) && dae >= (1, 2, 0),
+            library_newer_than_daemon: dae != (0, 0, 0) && lib > dae,
+        }
+    }
+}
+
 /// Parse "1.4.2" into a comparable (major, minor, micro).
 pub fn parse_version(s: &str) -> (u32, u32, u32) {
     let mut it = s
@@ -91,8 +147,12 @@ pub(crate) enum Command {
         offer: Offer,
         buffers: u32,
         stall: Duration,
+        setup: crate::pwstream::ImportSetup,
     },
     RemoveStream(u64),
+    /// The daemon is gone (sent by the core's error callback to itself, so
+    /// that the connection is torn down outside that callback).
+    ConnectionLost,
     ReturnBuffer {
         stream: u64,
         buffer: usize,
@@ -112,6 +172,8 @@ pub(crate) struct CaptureShared {
     pub nodes: Mutex<HashMap<u32, NodeInfo>>,
     pub versions: Mutex<Versions>,
     pub options: CaptureOptions,
+    /// Bytes of producer buffers held by callers (see `memory_budget`).
+    pub held_bytes: AtomicUsize,
 }
 
 impl CaptureShared {
@@ -162,14 +224,20 @@ impl Capture {
             nodes: Mutex::new(HashMap::new()),
             versions: Mutex::new(Versions::default()),
             options: options.clone(),
+            held_bytes: AtomicUsize::new(0),
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<()>>(1);
         let sh = shared.clone();
+        let reconnect = if fd.is_none() {
+            options.reconnect
+        } else {
+            None
+        };
         let thread = std::thread::Builder::new()
             .name("wrd-capture-pw".into())
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_loop(fd, sh.clone(), &ready_tx)
+                    run_loop(fd, reconnect, sh.clone(), &ready_tx)
                 }));
                 if let Err(e) = r
                     .unwrap_or_else(|_| Err(Error::PipeWire("panic on the PipeWire thread".into())))
@@ -237,18 +305,40 @@ impl Capture {
                 return Err(e);
             }
         };
-        let lib = parse_version(&self.shared.versions.lock().library);
+        let versions = self.shared.versions.lock().clone();
+        let lib = parse_version(&versions.library);
+        let features = Features::for_versions(&versions.library, &versions.daemon);
+        let mut modifiers = cfg.modifiers.clone();
+        if modifiers.is_empty() {
+            if let Some(imp) = &cfg.importer {
+                for f in &formats {
+                    let m = imp.modifiers(f.to_drm());
+                    if !m.is_empty() {
+                        modifiers.push((*f, m.to_vec()));
+                    }
+                }
+            }
+        }
         let offer = Offer {
             formats,
-            modifiers: cfg.modifiers.clone(),
+            modifiers,
             max_framerate: cfg.max_framerate,
             dont_fixate: lib >= (0, 3, 33),
+            explicit_sync: features.explicit_sync,
         };
         self.shared.send(Command::AddStream {
             shared: shared.clone(),
             offer,
             buffers: cfg.buffers.clamp(2, 16),
             stall: cfg.stall_timeout,
+            setup: crate::pwstream::ImportSetup {
+                importer: cfg.importer.take(),
+                max_import_failures: cfg.max_import_failures,
+                signaler: cfg
+                    .release_signaler
+                    .take()
+                    .unwrap_or_else(|| Arc::new(crate::sync::DrmSignaler::default())),
+            },
         });
         Ok(Stream { shared })
     }
@@ -263,6 +353,12 @@ impl Capture {
     /// Client library and daemon versions.
     pub fn versions(&self) -> Versions {
         self.shared.versions.lock().clone()
+    }
+
+    /// What the running PipeWire allows (see [`Features`]).
+    pub fn features(&self) -> Features {
+        let v = self.versions();
+        Features::for_versions(&v.library, &v.daemon)
     }
 
     /// False once the daemon (or portal session) is gone.
@@ -292,14 +388,57 @@ impl Drop for Capture {
     }
 }
 
+/// What it takes to (re)create a stream's PipeWire side.
+pub(crate) struct StreamSpec {
+    pub shared: Arc<StreamShared>,
+    pub offer: Offer,
+    pub buffers: u32,
+    pub stall: Duration,
+    pub setup: crate::pwstream::ImportSetup,
+    /// The node's name, to find it again after a reconnect.
+    pub node_name: Option<String>,
+    /// After a reconnect: waiting since then for a node with `node_name`.
+    pub pending_since: Option<Instant>,
+}
+
+/// A live connection: the core and its registry.
+pub(crate) struct Conn {
+    pub core: pw::core::Core,
+    _core_listener: pw::core::Listener,
+    _registry_listener: pw::registry::Listener,
+    _registry: pw::registry::Registry,
+}
+
+#[derive(Default)]
+struct Reconnect {
+    policy: Option<ReconnectPolicy>,
+    attempts: u32,
+    delay: Duration,
+    /// When the next attempt is due (checked by the tick).
+    next_at: Option<Instant>,
+    gave_up: bool,
+}
+
 /// Everything the PipeWire thread owns.
 pub(crate) struct LoopState {
     pub shared: Arc<CaptureShared>,
     pub mainloop: pw::main_loop::MainLoop,
-    pub core: pw::core::Core,
+    context: pw::context::Context,
+    pub conn: RefCell<Option<Conn>>,
     pub streams: RefCell<HashMap<u64, StreamEntry>>,
-    /// Streams to destroy once the current callback has returned.
-    pub doomed: RefCell<Vec<StreamEntry>>,
+    pub specs: RefCell<HashMap<u64, StreamSpec>>,
+    /// Set when the initial registry round trip completed.
+    synced: Cell<bool>,
+    sync_seq: Cell<Option<pw::spa::utils::result::AsyncSeq>>,
+    connect_failed: RefCell<Option<String>>,
+    reconnect: RefCell<Reconnect>,
+}
+
+impl LoopState {
+    /// The current core, if connected.
+    pub fn core(&self) -> Option<pw::core::Core> {
+        self.conn.borrow().as_ref().map(|c| c.core.clone())
+    }
 }
 
 fn version_string(p: *const std::ffi::c_char) -> String {
@@ -312,52 +451,25 @@ fn version_string(p: *const std::ffi::c_char) -> String {
         .into_owned()
 }
 
-fn run_loop(
-    fd: Option<OwnedFd>,
-    shared: Arc<CaptureShared>,
-    ready: &std::sync::mpsc::SyncSender<Result<()>>,
-) -> Result<()> {
-    let _ = shared.thread_id.set(std::thread::current().id());
-    pw::init();
-    // SAFETY: pw_get_library_version returns a static string.
-    shared.versions.lock().library = version_string(unsafe { pw::sys::pw_get_library_version() });
-
-    let mainloop = pw::main_loop::MainLoop::new(None)
-        .map_err(|e| Error::PipeWire(format!("main loop: {e}")))?;
-    let context = pw::context::Context::new(&mainloop)
-        .map_err(|e| Error::PipeWire(format!("context: {e}")))?;
+/// Connect (with the caller's fd, or to the default daemon), listen to the
+/// core and the registry, and start the round trip that ends the registry
+/// dump (see `on_synced`).
+fn connect(state: &Rc<LoopState>, fd: Option<OwnedFd>) -> Result<Conn> {
+    let shared = &state.shared;
     let core = match fd {
-        Some(fd) => context.connect_fd(fd, None),
+        Some(fd) => state.context.connect_fd(fd, None),
         None => {
             let props = shared
                 .options
                 .remote
                 .as_ref()
                 .map(|r| pw::properties::properties! { *pw::keys::REMOTE_NAME => r.as_str() });
-            context.connect(props)
+            state.context.connect(props)
         }
     }
     .map_err(|e| Error::Connect(e.to_string()))?;
-
-    let (tx, rx) = pw::channel::channel::<Command>();
-    *shared.sender.lock() = Some(tx);
-
-    let state = Rc::new(LoopState {
-        shared: shared.clone(),
-        mainloop: mainloop.clone(),
-        core: core.clone(),
-        streams: RefCell::new(HashMap::new()),
-        doomed: RefCell::new(Vec::new()),
-    });
-
-    // Core events: the daemon's version, errors, and the sync that ends the
-    // initial registry dump.
-    let synced = Rc::new(std::cell::Cell::new(false));
-    let sync_seq = Rc::new(std::cell::Cell::new(
-        None::<pw::spa::utils::result::AsyncSeq>,
-    ));
-    let connect_failed = Rc::new(RefCell::new(None::<String>));
-    let _core_listener = core
+    state.synced.set(false);
+    let core_listener = core
         .add_listener_local()
         .info({
             let shared = shared.clone();
@@ -368,48 +480,52 @@ fn run_loop(
             }
         })
         .done({
-            let synced = synced.clone();
-            let sync_seq = sync_seq.clone();
-            let mainloop = mainloop.clone();
+            let state = Rc::downgrade(state);
             move |id, seq| {
-                if id == pw::core::PW_ID_CORE && Some(seq) == sync_seq.get() && !synced.get() {
-                    synced.set(true);
-                    mainloop.quit();
-                }
+                crate::callback_panic_boundary!("core done", {
+                    let Some(state) = state.upgrade() else { return };
+                    if id == pw::core::PW_ID_CORE
+                        && Some(seq) == state.sync_seq.get()
+                        && !state.synced.get()
+                    {
+                        state.synced.set(true);
+                        on_synced(&state);
+                    }
+                })
             }
         })
         .error({
-            let state = Rc::downgrade(&state);
-            let connect_failed = connect_failed.clone();
-            let synced = synced.clone();
-            let mainloop = mainloop.clone();
+            let state = Rc::downgrade(state);
             move |id, _seq, res, message| {
                 crate::callback_panic_boundary!("core error", {
+                    let Some(state) = state.upgrade() else { return };
                     if id != pw::core::PW_ID_CORE {
                         return;
                     }
-                    if !synced.get() {
-                        *connect_failed.borrow_mut() = Some(format!("{message} ({res})"));
-                        mainloop.quit();
-                        return;
+                    if !state.synced.get() && !state.shared.connected.load(Ordering::Acquire) {
+                        *state.connect_failed.borrow_mut() = Some(format!("{message} ({res})"));
+                        if state.reconnect.borrow().policy.is_none()
+                            || !state.shared.ever_connected()
+                        {
+                            state.mainloop.quit();
+                            return;
+                        }
                     }
                     if res == -libc::EPIPE {
-                        if let Some(state) = state.upgrade() {
-                            connection_lost(&state);
-                        }
+                        // Tear the connection down outside this callback.
+                        state.shared.send(Command::ConnectionLost);
                     }
                 })
             }
         })
         .register();
-
     let registry = core
         .get_registry()
         .map_err(|e| Error::PipeWire(format!("registry: {e}")))?;
-    let _registry_listener = registry
+    let registry_listener = registry
         .add_listener_local()
         .global({
-            let state = Rc::downgrade(&state);
+            let state = Rc::downgrade(state);
             move |g| {
                 crate::callback_panic_boundary!("registry global", {
                     if g.type_ != pw::types::ObjectType::Node {
@@ -429,14 +545,34 @@ fn run_loop(
                         media_class: get("media.class"),
                     };
                     if let Some(state) = state.upgrade() {
+                        let mut found = Vec::new();
+                        for (id, spec) in state.specs.borrow_mut().iter_mut() {
+                            if spec.shared.node_id() == g.id && spec.node_name.is_none() {
+                                spec.node_name = Some(info.name.clone());
+                            }
+                            if spec.pending_since.is_some()
+                                && spec.node_name.as_deref() == Some(info.name.as_str())
+                            {
+                                spec.pending_since = None;
+                                found.push(*id);
+                            }
+                        }
                         state.shared.nodes.lock().insert(g.id, info);
                         crate::pwstream::node_appeared(&state, g.id);
+                        // Streams waiting for this node's name since a reconnect.
+                        for id in found {
+                            let spec = state.specs.borrow_mut().remove(&id);
+                            if let Some(spec) = spec {
+                                spec.shared.set_node_id(g.id);
+                                start_stream(&state, spec);
+                            }
+                        }
                     }
                 })
             }
         })
         .global_remove({
-            let state = Rc::downgrade(&state);
+            let state = Rc::downgrade(state);
             move |id| {
                 crate::callback_panic_boundary!("registry global_remove", {
                     if let Some(state) = state.upgrade() {
@@ -448,12 +584,151 @@ fn run_loop(
             }
         })
         .register();
-
-    // Round trip: when it completes, the registry has told us every node.
     let seq = core
         .sync(0)
         .map_err(|e| Error::PipeWire(format!("sync: {e}")))?;
-    sync_seq.set(Some(seq));
+    state.sync_seq.set(Some(seq));
+    Ok(Conn {
+        core,
+        _core_listener: core_listener,
+        _registry_listener: registry_listener,
+        _registry: registry,
+    })
+}
+
+impl CaptureShared {
+    fn ever_connected(&self) -> bool {
+        !self.versions.lock().daemon.is_empty()
+    }
+}
+
+/// The registry dump is complete: on the first connection the caller's
+/// `Capture::new` returns; after a reconnect the streams are added again,
+/// each for the node that now has its node's name.
+fn on_synced(state: &Rc<LoopState>) {
+    let first = !state.shared.ever_connected() || !state.shared.connected.load(Ordering::Acquire);
+    state.shared.connected.store(true, Ordering::Release);
+    let reconnecting = state.reconnect.borrow().attempts > 0;
+    if !reconnecting
+        && first
+        && state.streams.borrow().is_empty()
+        && state.specs.borrow().is_empty()
+    {
+        // The initial connection: Capture::new waits for this.
+        state.mainloop.quit();
+        return;
+    }
+    {
+        let mut r = state.reconnect.borrow_mut();
+        r.attempts = 0;
+        r.next_at = None;
+        if let Some(p) = r.policy {
+            r.delay = p.initial_delay;
+        }
+    }
+    let ids: Vec<u64> = state.specs.borrow().keys().copied().collect();
+    for id in ids {
+        let (shared, name) = {
+            let specs = state.specs.borrow();
+            let s = &specs[&id];
+            (s.shared.clone(), s.node_name.clone())
+        };
+        let node = name.as_ref().and_then(|n| {
+            state
+                .shared
+                .nodes
+                .lock()
+                .values()
+                .find(|i| &i.name == n)
+                .map(|i| i.id)
+        });
+        shared.emit(Event::Reconnected);
+        match node {
+            Some(node_id) => {
+                shared.set_node_id(node_id);
+                let spec = state.specs.borrow_mut().remove(&id);
+                if let Some(spec) = spec {
+                    start_stream(state, spec);
+                }
+            }
+            None => {
+                // Not (yet) there: wait for it by name, up to the node timeout.
+                if let Some(spec) = state.specs.borrow_mut().get_mut(&id) {
+                    spec.pending_since = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// Create a stream's PipeWire side and remember how, for reconnects.
+fn start_stream(state: &Rc<LoopState>, spec: StreamSpec) {
+    let r = crate::pwstream::add(
+        state,
+        spec.shared.clone(),
+        spec.offer.clone(),
+        spec.buffers,
+        spec.stall,
+        spec.setup.clone(),
+    );
+    if let Err(e) = r {
+        spec.shared.emit(Event::Error {
+            status: e.status(),
+            message: e.to_string(),
+        });
+        spec.shared.emit(Event::StateChanged(StreamState::Error));
+    }
+    let id = spec.shared.id;
+    let mut spec = spec;
+    if spec.node_name.is_none() {
+        spec.node_name = state
+            .shared
+            .nodes
+            .lock()
+            .get(&spec.shared.node_id())
+            .map(|n| n.name.clone());
+    }
+    state.specs.borrow_mut().insert(id, spec);
+}
+
+fn run_loop(
+    fd: Option<OwnedFd>,
+    reconnect: Option<ReconnectPolicy>,
+    shared: Arc<CaptureShared>,
+    ready: &std::sync::mpsc::SyncSender<Result<()>>,
+) -> Result<()> {
+    let _ = shared.thread_id.set(std::thread::current().id());
+    pw::init();
+    // SAFETY: pw_get_library_version returns a static string.
+    shared.versions.lock().library = version_string(unsafe { pw::sys::pw_get_library_version() });
+
+    let mainloop = pw::main_loop::MainLoop::new(None)
+        .map_err(|e| Error::PipeWire(format!("main loop: {e}")))?;
+    let context = pw::context::Context::new(&mainloop)
+        .map_err(|e| Error::PipeWire(format!("context: {e}")))?;
+    let (tx, rx) = pw::channel::channel::<Command>();
+    *shared.sender.lock() = Some(tx);
+
+    let state = Rc::new(LoopState {
+        shared: shared.clone(),
+        mainloop: mainloop.clone(),
+        context,
+        conn: RefCell::new(None),
+        streams: RefCell::new(HashMap::new()),
+        specs: RefCell::new(HashMap::new()),
+        synced: Cell::new(false),
+        sync_seq: Cell::new(None),
+        connect_failed: RefCell::new(None),
+        reconnect: RefCell::new(Reconnect {
+            policy: reconnect,
+            delay: reconnect.map(|p| p.initial_delay).unwrap_or_default(),
+            ..Default::default()
+        }),
+    });
+
+    let conn = connect(&state, fd)?;
+    *state.conn.borrow_mut() = Some(conn);
+    // Wait for the registry round trip (or an error, or the timeout).
     let timeout = mainloop.loop_().add_timer({
         let mainloop = mainloop.clone();
         move |_| mainloop.quit()
@@ -461,13 +736,12 @@ fn run_loop(
     timeout.update_timer(Some(shared.options.connect_timeout), None);
     mainloop.run();
     drop(timeout);
-    if let Some(msg) = connect_failed.borrow_mut().take() {
+    if let Some(msg) = state.connect_failed.borrow_mut().take() {
         return Err(Error::Connect(msg));
     }
-    if !synced.get() {
+    if !state.synced.get() {
         return Err(Error::Connect("the daemon did not answer".into()));
     }
-    shared.connected.store(true, Ordering::Release);
     let _ = ready.send(Ok(()));
 
     let _receiver = rx.attach(mainloop.loop_(), {
@@ -487,7 +761,9 @@ fn run_loop(
         move |_| {
             crate::callback_panic_boundary!("tick", {
                 if let Some(state) = state.upgrade() {
-                    crate::pwstream::tick(&state, Instant::now());
+                    let now = Instant::now();
+                    reconnect_tick(&state, now);
+                    crate::pwstream::tick(&state, now);
                 }
             })
         }
@@ -502,22 +778,20 @@ fn run_loop(
     }
 
     // Tear down: streams first (disconnect returns their buffers), then the
-    // listeners, registry, core and context, in that order.
+    // connection, in that order.
     drop(tick);
     let entries: Vec<StreamEntry> = state.streams.borrow_mut().drain().map(|(_, e)| e).collect();
     for e in entries {
         e.shared.enabled.store(false, Ordering::Release);
         drop(e);
     }
-    state.doomed.borrow_mut().clear();
+    state.specs.borrow_mut().clear();
+    state.reconnect.borrow_mut().next_at = None;
     *shared.sender.lock() = None;
     drop(_receiver);
-    drop(_registry_listener);
-    drop(registry);
-    drop(_core_listener);
+    let conn = state.conn.borrow_mut().take();
+    drop(conn);
     drop(state);
-    drop(core);
-    drop(context);
     Ok(())
 }
 
@@ -528,20 +802,30 @@ fn handle_command(state: &Rc<LoopState>, cmd: Command) {
             offer,
             buffers,
             stall,
+            setup,
         } => {
-            if let Err(e) = crate::pwstream::add(state, shared.clone(), offer, buffers, stall) {
-                shared.emit(Event::Error {
-                    status: e.status(),
-                    message: e.to_string(),
-                });
-                shared.emit(Event::StateChanged(StreamState::Error));
+            let spec = StreamSpec {
+                shared: shared.clone(),
+                offer,
+                buffers,
+                stall,
+                setup,
+                node_name: None,
+                pending_since: None,
+            };
+            if state.conn.borrow().is_none() {
+                // Disconnected (reconnecting): added when the daemon is back.
+                state.specs.borrow_mut().insert(shared.id, spec);
+                return;
             }
+            start_stream(state, spec);
         }
         Command::RemoveStream(id) => {
+            state.specs.borrow_mut().remove(&id);
             let e = state.streams.borrow_mut().remove(&id);
             if let Some(e) = e {
                 e.shared.enabled.store(false, Ordering::Release);
-                state.doomed.borrow_mut().push(e);
+                drop(e);
             }
         }
         Command::ReturnBuffer {
@@ -553,28 +837,131 @@ fn handle_command(state: &Rc<LoopState>, cmd: Command) {
                 e.return_buffer(buffer, generation);
             }
         }
+        Command::ConnectionLost => connection_lost(state),
         Command::Quit => {
             state.shared.quit.store(true, Ordering::Release);
             state.mainloop.quit();
         }
     }
-    // Destroy removed streams now that no callback of theirs is running.
-    let doomed: Vec<StreamEntry> = state.doomed.borrow_mut().drain(..).collect();
-    drop(doomed);
 }
 
+/// The daemon (or portal session) is gone: tell every stream, drop the
+/// connection, and in default-daemon mode with a reconnect policy try again
+/// with backoff.
 fn connection_lost(state: &Rc<LoopState>) {
-    if !state.shared.connected.swap(false, Ordering::AcqRel) {
+    let was = state.shared.connected.swap(false, Ordering::AcqRel);
+    if was {
+        let shared: Vec<Arc<StreamShared>> = state
+            .specs
+            .borrow()
+            .values()
+            .map(|s| s.shared.clone())
+            .collect();
+        for s in shared {
+            s.emit(Event::ConnectionLost);
+            s.emit(Event::StateChanged(StreamState::Closed));
+        }
+    }
+    if state.reconnect.borrow().policy.is_none() {
         return;
     }
-    let shared: Vec<Arc<StreamShared>> = state
-        .streams
+    // Drop the dead connection's streams (their specs stay) and the core.
+    let entries: Vec<StreamEntry> = state.streams.borrow_mut().drain().map(|(_, e)| e).collect();
+    for e in entries {
+        drop(e);
+    }
+    let conn = state.conn.borrow_mut().take();
+    drop(conn);
+    state.shared.nodes.lock().clear();
+    schedule_reconnect(state);
+}
+
+fn schedule_reconnect(state: &Rc<LoopState>) {
+    let (delay, attempt, give_up, max) = {
+        let mut r = state.reconnect.borrow_mut();
+        let Some(p) = r.policy else { return };
+        if r.gave_up {
+            return;
+        }
+        r.attempts += 1;
+        let delay = r.delay;
+        r.delay = (r.delay * 2).min(p.max_delay);
+        (
+            delay,
+            r.attempts,
+            r.attempts > p.max_attempts,
+            p.max_attempts,
+        )
+    };
+    let streams: Vec<Arc<StreamShared>> = state
+        .specs
         .borrow()
         .values()
-        .map(|e| e.shared.clone())
+        .map(|s| s.shared.clone())
         .collect();
-    for s in shared {
-        s.emit(Event::ConnectionLost);
+    if give_up {
+        state.reconnect.borrow_mut().gave_up = true;
+        for s in &streams {
+            s.emit(Event::Error {
+                status: crate::error::wrd_status::WRD_ERR_CONNECTION_LOST,
+                message: format!("gave up reconnecting after {max} attempts"),
+            });
+            s.emit(Event::StateChanged(StreamState::Error));
+        }
+        return;
+    }
+    for s in &streams {
+        s.emit(Event::Reconnecting {
+            attempt,
+            delay_ms: delay.as_millis() as u64,
+        });
+    }
+    state.reconnect.borrow_mut().next_at = Some(Instant::now() + delay);
+}
+
+/// Called by the tick: make a reconnect attempt when one is due.
+pub(crate) fn reconnect_tick(state: &Rc<LoopState>, now: Instant) {
+    let due = {
+        let mut r = state.reconnect.borrow_mut();
+        match r.next_at {
+            Some(t) if now >= t => {
+                r.next_at = None;
+                true
+            }
+            _ => false,
+        }
+    };
+    if due {
+        try_reconnect(state);
+    }
+    // Streams whose node did not come back within the node timeout.
+    let timeout = state.shared.options.node_timeout;
+    let gone: Vec<Arc<StreamShared>> = state
+        .specs
+        .borrow_mut()
+        .values_mut()
+        .filter(|s| {
+            s.pending_since
+                .is_some_and(|t| now.duration_since(t) >= timeout)
+        })
+        .map(|s| {
+            s.pending_since = None;
+            s.shared.clone()
+        })
+        .collect();
+    for s in gone {
+        s.emit(Event::NodeGone);
         s.emit(Event::StateChanged(StreamState::Closed));
+    }
+}
+
+fn try_reconnect(state: &Rc<LoopState>) {
+    match connect(state, None) {
+        Ok(conn) => {
+            // on_synced re-adds the streams when the registry dump is done;
+            // an EPIPE before that schedules the next attempt.
+            *state.conn.borrow_mut() = Some(conn);
+        }
+        Err(_) => schedule_reconnect(state),
     }
 }

@@ -157,6 +157,8 @@ pub struct FrameData {
     pub buffer_index: u32,
     /// Bumped on each format change (imports cached per buffer die with it).
     pub format_generation: u64,
+    /// Explicit sync points (PipeWire >= 1.2 producers that use them).
+    pub sync: Option<crate::sync::SyncPoints>,
 }
 
 pub(crate) struct FrameInner {
@@ -165,6 +167,10 @@ pub(crate) struct FrameInner {
     pub _mappings: Vec<Arc<Mapping>>,
     /// Gives the PipeWire buffer back when dropped.
     pub _hold: Option<crate::stream::BufferHold>,
+    /// The import of this frame's DMA-BUF by the stream's importer (cached
+    /// per PipeWire buffer).
+    pub imported: Option<Arc<crate::import::Imported>>,
+    pub importer: Option<Arc<crate::import::Importer>>,
 }
 
 /// A frame. Clone it to keep it past the callback (that holds its PipeWire
@@ -188,6 +194,20 @@ impl std::fmt::Debug for Frame {
 }
 
 impl Frame {
+    /// A frame that holds no PipeWire buffer (the DRM source's): its memory
+    /// stays alive through `mappings`.
+    pub(crate) fn unheld(data: FrameData, mappings: Vec<Arc<Mapping>>) -> Frame {
+        Frame {
+            inner: Arc::new(FrameInner {
+                data,
+                _mappings: mappings,
+                _hold: None,
+                imported: None,
+                importer: None,
+            }),
+        }
+    }
+
     /// All data of the frame.
     pub fn data(&self) -> &FrameData {
         &self.inner.data
@@ -221,6 +241,14 @@ impl Frame {
     }
     pub fn is_dmabuf(&self) -> bool {
         matches!(self.inner.data.pixels, Pixels::Dmabuf { .. })
+    }
+
+    /// The stream importer's import of this DMA-BUF frame (an EGLImage or
+    /// VkImage), imported once per PipeWire buffer and shared by every frame
+    /// that buffer carries. `None` for SHM frames or streams without an
+    /// importer.
+    pub fn imported(&self) -> Option<&Arc<crate::import::Imported>> {
+        self.inner.imported.as_ref()
     }
 
     /// Number of planes (0 for a cursor-only update).
@@ -260,25 +288,43 @@ impl Frame {
     /// The DMA-BUF of this frame, with fds borrowed from it.
     pub fn dmabuf(&self) -> Option<Dmabuf<BorrowedFd<'_>>> {
         match &self.inner.data.pixels {
-            Pixels::Dmabuf { modifier, planes } => Some(Dmabuf {
-                width: self.inner.data.width,
-                height: self.inner.data.height,
-                format: self.inner.data.format.to_drm(),
-                modifier: *modifier,
-                planes: planes
-                    .iter()
-                    .map(|p| DmabufPlane {
-                        // SAFETY: the fd is owned by this frame's buffer
-                        // state (a dup kept in `_mappings`) and stays open
-                        // while `self` lives.
-                        fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
-                        offset: p.offset,
-                        stride: p.stride,
-                    })
-                    .collect(),
-            }),
+            Pixels::Dmabuf { modifier, planes } => {
+                let d = &self.inner.data;
+                // SAFETY: the fds are dups owned by this frame's buffer state
+                // (kept in `_mappings`) and stay open while `self` lives.
+                Some(unsafe { dmabuf_view(d.format, d.width, d.height, *modifier, planes) })
+            }
             _ => None,
         }
+    }
+}
+
+/// A borrowed DMA-BUF description of DMA-BUF frame planes.
+///
+/// # Safety
+/// Every plane's fd must stay open for the lifetime `'a` chosen by the
+/// caller.
+pub(crate) unsafe fn dmabuf_view<'a>(
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    modifier: u64,
+    planes: &[DmaPlane],
+) -> Dmabuf<BorrowedFd<'a>> {
+    Dmabuf {
+        width,
+        height,
+        format: format.to_drm(),
+        modifier,
+        planes: planes
+            .iter()
+            .map(|p| DmabufPlane {
+                // SAFETY: open for 'a (this function's contract).
+                fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
+                offset: p.offset,
+                stride: p.stride,
+            })
+            .collect(),
     }
 }
 
@@ -286,51 +332,6 @@ impl Plane {
     /// Pointer to the first byte of the plane.
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clip_regions() {
-        let r = Region {
-            x: -5,
-            y: 10,
-            width: 20,
-            height: 100,
-        };
-        assert_eq!(
-            r.clip(100, 50),
-            Some(Region {
-                x: 0,
-                y: 10,
-                width: 15,
-                height: 40
-            })
-        );
-        let out = Region {
-            x: 200,
-            y: 0,
-            width: 5,
-            height: 5,
-        };
-        assert_eq!(out.clip(100, 50), None);
-        let huge = Region {
-            x: i32::MAX,
-            y: i32::MAX,
-            width: u32::MAX,
-            height: u32::MAX,
-        };
-        assert_eq!(huge.clip(100, 50), None);
-        let neg = Region {
-            x: i32::MIN,
-            y: i32::MIN,
-            width: u32::MAX,
-            height: u32::MAX,
-        };
-        assert_eq!(neg.clip(100, 50), Some(Region::full(100, 50)));
     }
 }
 
@@ -350,6 +351,29 @@ impl Frame {
     ) -> crate::Result<()> {
         use crate::convert::{self, Colorimetry, DstPlanes, Options, SrcPlanes};
         let d = &self.inner.data;
+        if let Some(buf) = self.dmabuf() {
+            let out = match dst_format {
+                convert::DstFormat::Bgra => crate::import::ReadFormat::Bgra,
+                convert::DstFormat::Rgba => crate::import::ReadFormat::Rgba,
+                _ => {
+                    return Err(crate::Error::Unsupported(
+                        "DMA-BUF frames read back as BGRA or RGBA".into(),
+                    ))
+                }
+            };
+            // LINEAR buffers are mapped and read by the CPU; others go
+            // through the stream's importer (GPU read-back).
+            if buf.modifier == crate::dmabuf::DRM_FORMAT_MOD_LINEAR {
+                return crate::import::cpu::read_linear(&buf, false, dst, dst_stride, out);
+            }
+            return match (&self.inner.importer, &self.inner.imported) {
+                (Some(imp), Some(done)) => imp.read_imported(done, dst, dst_stride, out),
+                (Some(imp), None) => imp.read_pixels(&buf, dst, dst_stride, out),
+                _ => Err(crate::Error::Unsupported(
+                    "a tiled DMA-BUF needs an importer to read back".into(),
+                )),
+            };
+        }
         let planes = self.shm_planes();
         if planes.is_empty() {
             return Err(crate::Error::Unsupported(
@@ -399,5 +423,50 @@ impl Frame {
             damage_only.then_some(rects.as_slice()),
             &opts,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_regions() {
+        let r = Region {
+            x: -5,
+            y: 10,
+            width: 20,
+            height: 100,
+        };
+        assert_eq!(
+            r.clip(100, 50),
+            Some(Region {
+                x: 0,
+                y: 10,
+                width: 15,
+                height: 40
+            })
+        );
+        let out = Region {
+            x: 200,
+            y: 0,
+            width: 5,
+            height: 5,
+        };
+        assert_eq!(out.clip(100, 50), None);
+        let huge = Region {
+            x: i32::MAX,
+            y: i32::MAX,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        assert_eq!(huge.clip(100, 50), None);
+        let neg = Region {
+            x: i32::MIN,
+            y: i32::MIN,
+            width: u32::MAX,
+            height: u32::MAX,
+        };
+        assert_eq!(neg.clip(100, 50), Some(Region::full(100, 50)));
     }
 }

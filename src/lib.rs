@@ -16,6 +16,7 @@ pub mod buffer;
 pub mod capture;
 pub mod convert;
 pub mod dmabuf;
+pub mod drm;
 pub mod error;
 pub mod ffi;
 pub mod format;
@@ -24,8 +25,9 @@ pub mod import;
 pub mod negotiation;
 mod pwstream;
 pub mod stream;
+pub mod sync;
 
-pub use capture::{Capture, CaptureOptions, NodeInfo, Versions};
+pub use capture::{Capture, CaptureOptions, Features, NodeInfo, ReconnectPolicy, Versions};
 pub use error::{wrd_status, Error, Result};
 pub use format::{PixelFormat, PlaneLayout};
 pub use frame::{Cursor, Frame, Region};

@@ -11,7 +11,6 @@
 use std::io::Cursor;
 
 use libspa::param::format::{FormatProperties, MediaSubtype, MediaType};
-use libspa::param::video::VideoInfoRaw;
 use libspa::param::ParamType;
 use libspa::pod::serialize::PodSerializer;
 use libspa::pod::{ChoiceValue, Object, Pod, Property, PropertyFlags, Value};
@@ -58,6 +57,22 @@ pub struct Offer {
     pub max_framerate: u32,
     /// Whether the daemon honours `SPA_POD_PROP_FLAG_DONT_FIXATE`.
     pub dont_fixate: bool,
+    /// Ask for explicit sync (SyncTimeline meta, SyncObj datas) with
+    /// DMA-BUF: only when the client library and the daemon are >= 1.2.
+    pub explicit_sync: bool,
+}
+
+/// `SPA_PARAM_BUFFERS_metaType` (PipeWire 1.2; not in the 0.3.65 headers).
+pub const SPA_PARAM_BUFFERS_META_TYPE: u32 = 7;
+
+/// `struct spa_meta_sync_timeline` (PipeWire 1.2; not in the 0.3.65 headers).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaMetaSyncTimeline {
+    pub flags: u32,
+    pub padding: u32,
+    pub acquire_point: u64,
+    pub release_point: u64,
 }
 
 /// Colour matrix of a YUV format.
@@ -222,38 +237,72 @@ pub fn enum_formats(offer: &Offer) -> Vec<Vec<u8>> {
     out
 }
 
+/// The Buffers params answering a negotiated format: with explicit sync
+/// first one that requires the SyncTimeline meta and accepts SyncObj datas,
+/// then the plain one (a producer without explicit sync takes that).
+pub fn buffers_params(dmabuf: bool, n_buffers: u32, explicit_sync: bool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if dmabuf && explicit_sync {
+        out.push(buffers_param_with(
+            (1 << data_type::DMA_BUF) | (1 << data_type::SYNC_OBJ),
+            n_buffers,
+            Some(1 << meta_type::SYNC_TIMELINE),
+        ));
+    }
+    out.push(buffers_param(dmabuf, n_buffers));
+    out
+}
+
 /// The Buffers param answering a negotiated format.
 pub fn buffers_param(dmabuf: bool, n_buffers: u32) -> Vec<u8> {
-    let mut types = (1 << data_type::MEM_FD) | (1 << data_type::MEM_PTR);
-    if dmabuf {
-        types = 1 << data_type::DMA_BUF;
+    let types = if dmabuf {
+        1 << data_type::DMA_BUF
+    } else {
+        (1 << data_type::MEM_FD) | (1 << data_type::MEM_PTR)
+    };
+    buffers_param_with(types, n_buffers, None)
+}
+
+fn buffers_param_with(types: i32, n_buffers: u32, meta_types: Option<i32>) -> Vec<u8> {
+    let mut properties = vec![
+        prop(
+            libspa_sys::SPA_PARAM_BUFFERS_buffers,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: n_buffers as i32,
+                    min: 2,
+                    max: 16,
+                },
+            ))),
+        ),
+        prop(
+            libspa_sys::SPA_PARAM_BUFFERS_dataType,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Flags {
+                    default: types,
+                    flags: vec![],
+                },
+            ))),
+        ),
+    ];
+    if let Some(m) = meta_types {
+        properties.push(prop(
+            SPA_PARAM_BUFFERS_META_TYPE,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Flags {
+                    default: m,
+                    flags: vec![],
+                },
+            ))),
+        ));
     }
     serialize(Object {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
-        properties: vec![
-            prop(
-                libspa_sys::SPA_PARAM_BUFFERS_buffers,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Range {
-                        default: n_buffers as i32,
-                        min: 2,
-                        max: 16,
-                    },
-                ))),
-            ),
-            prop(
-                libspa_sys::SPA_PARAM_BUFFERS_dataType,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: types,
-                        flags: vec![],
-                    },
-                ))),
-            ),
-        ],
+        properties,
     })
 }
 
@@ -276,7 +325,20 @@ pub fn cursor_meta_size(w: u32, h: u32) -> usize {
 }
 
 /// The Meta params a stream asks for: Header, VideoCrop, VideoDamage,
-/// Cursor (with a bitmap) and VideoTransform.
+/// Cursor (with a bitmap) and VideoTransform, plus SyncTimeline with
+/// explicit sync.
+pub fn meta_params_for(explicit_sync: bool) -> Vec<Vec<u8>> {
+    let mut v = meta_params();
+    if explicit_sync {
+        v.push(meta_param(
+            meta_type::SYNC_TIMELINE,
+            Value::Int(std::mem::size_of::<SpaMetaSyncTimeline>() as i32),
+        ));
+    }
+    v
+}
+
+/// The Meta params of [`meta_params_for`] without explicit sync.
 pub fn meta_params() -> Vec<Vec<u8>> {
     let region = std::mem::size_of::<libspa_sys::spa_meta_region>() as i32;
     let range = |default: i32, min: i32, max: i32| {
@@ -328,6 +390,9 @@ pub enum FormatError {
     Unparsable,
     UnsupportedFormat(u32),
     BadSize(u32, u32),
+    /// The modifier is still a choice (DONT_FIXATE): the producer fixates it
+    /// and sends the Format again.
+    ModifierNotFixed(Vec<u64>),
 }
 
 impl std::fmt::Display for FormatError {
@@ -337,22 +402,86 @@ impl std::fmt::Display for FormatError {
             FormatError::Unparsable => f.write_str("unparsable video format"),
             FormatError::UnsupportedFormat(v) => write!(f, "unsupported SPA video format {v}"),
             FormatError::BadSize(w, h) => write!(f, "bad size {w}x{h}"),
+            FormatError::ModifierNotFixed(m) => {
+                write!(f, "modifier not fixated yet ({} candidates)", m.len())
+            }
         }
     }
 }
 
-/// Parse a Format param the producer and we agreed on.
+/// The single value of a property, or its choice's values (default first).
+fn values(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Choice(c) => {
+            fn all<T: Copy + PartialEq + libspa::pod::CanonicalFixedSizedPod>(
+                e: &ChoiceEnum<T>,
+                wrap: impl Fn(T) -> Value,
+            ) -> Vec<Value> {
+                match e {
+                    ChoiceEnum::None(v) => vec![wrap(*v)],
+                    ChoiceEnum::Enum {
+                        default,
+                        alternatives,
+                    } => {
+                        let mut out = vec![wrap(*default)];
+                        out.extend(
+                            alternatives
+                                .iter()
+                                .filter(|a| **a != *default)
+                                .map(|a| wrap(*a)),
+                        );
+                        out
+                    }
+                    ChoiceEnum::Range { default, .. }
+                    | ChoiceEnum::Step { default, .. }
+                    | ChoiceEnum::Flags { default, .. } => vec![wrap(*default)],
+                }
+            }
+            match c {
+                ChoiceValue::Long(Choice(_, e)) => all(e, Value::Long),
+                ChoiceValue::Int(Choice(_, e)) => all(e, Value::Int),
+                ChoiceValue::Id(Choice(_, e)) => all(e, Value::Id),
+                ChoiceValue::Rectangle(Choice(_, e)) => all(e, Value::Rectangle),
+                ChoiceValue::Fraction(Choice(_, e)) => all(e, Value::Fraction),
+                _ => Vec::new(),
+            }
+        }
+        other => vec![other.clone()],
+    }
+}
+
+/// Parse a Format param the producer and we agreed on. Everything in it is
+/// untrusted: missing or mistyped fields are errors, sizes are bounded, and
+/// a modifier that is still a choice is reported, not guessed.
 pub fn parse_format(pod: &Pod) -> Result<NegotiatedFormat, FormatError> {
-    let (mt, mst) =
-        libspa::param::format_utils::parse_format(pod).map_err(|_| FormatError::Unparsable)?;
-    if mt != MediaType::Video || mst != MediaSubtype::Raw {
+    let obj = match libspa::pod::deserialize::PodDeserializer::deserialize_any_from(pod.as_bytes())
+    {
+        Ok((_, Value::Object(o))) => o,
+        _ => return Err(FormatError::Unparsable),
+    };
+    let get = |key: FormatProperties| {
+        obj.properties
+            .iter()
+            .find(|p| p.key == key.as_raw())
+            .map(|p| values(&p.value))
+            .unwrap_or_default()
+    };
+    let id = |key| match get(key).first() {
+        Some(Value::Id(Id(v))) => Some(*v),
+        _ => None,
+    };
+    if id(FormatProperties::MediaType) != Some(MediaType::Video.as_raw())
+        || id(FormatProperties::MediaSubtype) != Some(MediaSubtype::Raw.as_raw())
+    {
         return Err(FormatError::NotVideoRaw);
     }
-    let mut info = VideoInfoRaw::new();
-    info.parse(pod).map_err(|_| FormatError::Unparsable)?;
-    let format = PixelFormat::from_spa(info.format())
-        .ok_or(FormatError::UnsupportedFormat(info.format().as_raw()))?;
-    let size = info.size();
+    let raw_format = id(FormatProperties::VideoFormat).ok_or(FormatError::Unparsable)?;
+    let format = PixelFormat::from_spa(libspa::param::video::VideoFormat::from_raw(raw_format))
+        .ok_or(FormatError::UnsupportedFormat(raw_format))?;
+    let size = match get(FormatProperties::VideoSize).first() {
+        Some(Value::Rectangle(r)) => *r,
+        _ => return Err(FormatError::Unparsable),
+    };
     if size.width == 0
         || size.height == 0
         || size.width > MAX_DIMENSION
@@ -360,28 +489,52 @@ pub fn parse_format(pod: &Pod) -> Result<NegotiatedFormat, FormatError> {
     {
         return Err(FormatError::BadSize(size.width, size.height));
     }
-    let modifier = info
-        .flags()
-        .contains(libspa::param::video::VideoFlags::MODIFIER)
-        .then(|| info.modifier());
-    let matrix = match info.color_matrix() {
+    let modifier = {
+        let mods: Vec<u64> = get(FormatProperties::VideoModifier)
+            .iter()
+            .filter_map(|v| match v {
+                Value::Long(m) => Some(*m as u64),
+                _ => None,
+            })
+            .collect();
+        // DONT_FIXATE, not the number of values, says fixation is pending
+        // (PipeWire's dma-buf.dox): with one modifier left the Format still
+        // carries the flag until the producer sends its fixated one.
+        let pending = obj.properties.iter().any(|p| {
+            p.key == FormatProperties::VideoModifier.as_raw()
+                && p.flags.contains(PropertyFlags::DONT_FIXATE)
+        });
+        match mods.len() {
+            0 => None,
+            1 if !pending => Some(mods[0]),
+            _ => return Err(FormatError::ModifierNotFixed(mods)),
+        }
+    };
+    let fraction = |key| match get(key).first() {
+        Some(Value::Fraction(f)) => (f.num, f.denom),
+        _ => (0, 1),
+    };
+    let int = |key| match get(key).first() {
+        Some(Value::Id(Id(v))) => *v,
+        Some(Value::Int(v)) => *v as u32,
+        _ => 0,
+    };
+    let matrix = match int(FormatProperties::VideoColorMatrix) {
         libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT601 => ColorMatrix::Bt601,
         libspa_sys::SPA_VIDEO_COLOR_MATRIX_BT709 => ColorMatrix::Bt709,
         _ => ColorMatrix::Unknown,
     };
-    let range = match info.color_range() {
+    let range = match int(FormatProperties::VideoColorRange) {
         libspa_sys::SPA_VIDEO_COLOR_RANGE_0_255 => ColorRange::Full,
         libspa_sys::SPA_VIDEO_COLOR_RANGE_16_235 => ColorRange::Limited,
         _ => ColorRange::Unknown,
     };
-    let fr = info.framerate();
-    let mfr = info.max_framerate();
     Ok(NegotiatedFormat {
         format,
         width: size.width,
         height: size.height,
-        framerate: (fr.num, fr.denom),
-        max_framerate: (mfr.num, mfr.denom),
+        framerate: fraction(FormatProperties::VideoFramerate),
+        max_framerate: fraction(FormatProperties::VideoMaxFramerate),
         modifier,
         matrix,
         range,
@@ -399,6 +552,7 @@ mod tests {
             modifiers: mods,
             max_framerate: 30,
             dont_fixate: true,
+            explicit_sync: false,
         }
     }
 
@@ -502,6 +656,27 @@ mod tests {
     }
 
     #[test]
+    fn explicit_sync_params_only_when_asked() {
+        let plain = buffers_params(true, 8, false);
+        assert_eq!(plain.len(), 1);
+        assert!(find(&object(&plain[0]), SPA_PARAM_BUFFERS_META_TYPE).is_none());
+        let sync = buffers_params(true, 8, true);
+        assert_eq!(sync.len(), 2, "sync variant first, plain fallback");
+        let o = object(&sync[0]);
+        match &find(&o, SPA_PARAM_BUFFERS_META_TYPE).unwrap().value {
+            Value::Choice(ChoiceValue::Int(Choice(_, ChoiceEnum::Flags { default, .. }))) => {
+                assert_eq!(*default, 1 << meta_type::SYNC_TIMELINE)
+            }
+            v => panic!("unexpected {v:?}"),
+        }
+        // SHM never asks for sync objects.
+        assert_eq!(buffers_params(false, 8, true).len(), 1);
+        assert_eq!(meta_params_for(true).len(), 6);
+        assert_eq!(meta_params_for(false).len(), 5);
+        assert_eq!(std::mem::size_of::<SpaMetaSyncTimeline>(), 24);
+    }
+
+    #[test]
     fn meta_params_are_the_five_we_want() {
         let kinds: Vec<u32> = meta_params()
             .iter()
@@ -585,6 +760,45 @@ mod tests {
         assert_eq!(
             parse_format(Pod::from_bytes(&bad).unwrap()),
             Err(FormatError::BadSize(0, 17))
+        );
+
+        // A modifier still offered as a choice is not guessed.
+        let pods = enum_formats(&offer(vec![(PixelFormat::Bgrx, vec![5, 7])]));
+        let mut o = object(&pods[0]);
+        o.id = ParamType::Format.as_raw();
+        for p in o.properties.iter_mut() {
+            if p.key == FormatProperties::VideoSize.as_raw() {
+                p.value = Value::Rectangle(Rectangle {
+                    width: 64,
+                    height: 48,
+                });
+            }
+        }
+        let bytes = serialize(o.clone());
+        assert_eq!(
+            parse_format(Pod::from_bytes(&bytes).unwrap()),
+            Err(FormatError::ModifierNotFixed(vec![5, 7]))
+        );
+        // One modifier left but still DONT_FIXATE: pending.
+        for p in o.properties.iter_mut() {
+            if p.key == FormatProperties::VideoModifier.as_raw() {
+                p.value = Value::Long(7);
+            }
+        }
+        assert_eq!(
+            parse_format(Pod::from_bytes(&serialize(o.clone())).unwrap()),
+            Err(FormatError::ModifierNotFixed(vec![7]))
+        );
+        // Fixed by the producer (no DONT_FIXATE): parsed.
+        for p in o.properties.iter_mut() {
+            if p.key == FormatProperties::VideoModifier.as_raw() {
+                p.flags.remove(PropertyFlags::DONT_FIXATE);
+            }
+        }
+        let f = parse_format(Pod::from_bytes(&serialize(o)).unwrap()).unwrap();
+        assert_eq!(
+            (f.format, f.width, f.modifier),
+            (PixelFormat::Bgrx, 64, Some(7))
         );
     }
 }

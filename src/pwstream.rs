@@ -17,9 +17,14 @@ use crate::buffer::{
 };
 use crate::capture::LoopState;
 use crate::error::{wrd_status, Error, Result};
-use crate::frame::{flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane, Region};
+use crate::format::PixelFormat;
+use crate::frame::{
+    dmabuf_view, flags, DmaPlane, Frame, FrameData, FrameInner, Pixels, Plane, Region,
+};
+use crate::import::{Imported, Importer};
 use crate::negotiation::{self, data_type, NegotiatedFormat, Offer};
 use crate::stream::{BufferHold, BufferType, Event, StreamShared, StreamState};
+use crate::sync::{ReleaseSignaler, ReleaseTracker, SyncPoints};
 
 /// Most damage rectangles kept when accumulating; past it, their bounding box.
 const MAX_ACCUMULATED_RECTS: usize = 32;
@@ -27,11 +32,23 @@ const MAX_ACCUMULATED_RECTS: usize = 32;
 struct BufState {
     generation: u64,
     maps: Vec<std::result::Result<Arc<Mapping>, MapError>>,
+    /// The importer's import of this buffer, done on its first DMA-BUF frame.
+    imported: Option<Arc<Imported>>,
 }
 
 pub(crate) struct StreamCore {
     shared: Arc<StreamShared>,
     raw: *mut pw::sys::pw_stream,
+    /// What we offer now (modifiers shrink as imports fail).
+    offer: Offer,
+    importer: Option<Arc<Importer>>,
+    max_import_failures: u32,
+    /// (format, modifier) pairs whose import failed.
+    failed: Vec<(PixelFormat, u64)>,
+    shm_only: bool,
+    /// Explicit sync: release points to signal, and how.
+    releases: ReleaseTracker,
+    signaler: Arc<dyn ReleaseSignaler>,
     n_buffers: u32,
     format: Option<NegotiatedFormat>,
     format_generation: u64,
@@ -48,6 +65,22 @@ pub(crate) struct StreamCore {
     bad_event_at: [Option<Instant>; DROP_REASONS],
     pending_damage: Option<Vec<Region>>,
     seq: u64,
+    /// The producer's sequence number of the last buffer we saw (delivered
+    /// or dropped): a jump means frames were lost before reaching us.
+    last_header_seq: Option<u64>,
+}
+
+impl StreamCore {
+    /// Signal the release point of a buffer being given back, if it has an
+    /// armed one (explicit sync); at most once per dequeue.
+    fn release_point(&self, buffer: usize) {
+        if self.releases.release(buffer, &*self.signaler) || self.releases.counts().1 > 0 {
+            let (ok, failed) = self.releases.counts();
+            let mut st = self.shared.stats.lock();
+            st.releases_signalled = ok;
+            st.release_failures = failed;
+        }
+    }
 }
 
 /// A stream on the PipeWire thread.
@@ -77,6 +110,7 @@ impl StreamEntry {
             .get(&buffer)
             .is_some_and(|b| b.generation == generation)
         {
+            core.release_point(buffer);
             // SAFETY: the buffer is one of this stream's live buffers (it is
             // in `buffers` with the generation the hold recorded), dequeued
             // by us and not yet queued back.
@@ -89,11 +123,22 @@ impl StreamEntry {
 
 fn status_for_state_error(msg: &str) -> wrd_status {
     let m = msg.to_ascii_lowercase();
-    if m.contains("format") || m.contains("negotiat") {
+    // WirePlumber 0.5 with node.dont-fallback: "defined target not found".
+    if m.contains("target not found") {
+        wrd_status::WRD_ERR_NODE_NOT_FOUND
+    } else if m.contains("format") || m.contains("negotiat") {
         wrd_status::WRD_ERR_NEGOTIATION
     } else {
         wrd_status::WRD_ERR_PIPEWIRE
     }
+}
+
+/// Import settings of a stream.
+#[derive(Clone)]
+pub(crate) struct ImportSetup {
+    pub importer: Option<Arc<Importer>>,
+    pub max_import_failures: u32,
+    pub signaler: Arc<dyn ReleaseSignaler>,
 }
 
 pub(crate) fn add(
@@ -102,8 +147,9 @@ pub(crate) fn add(
     offer: Offer,
     n_buffers: u32,
     stall: Duration,
+    setup: ImportSetup,
 ) -> Result<()> {
-    let node = state.shared.nodes.lock().get(&shared.node_id).cloned();
+    let node = state.shared.nodes.lock().get(&shared.node_id()).cloned();
     let mut props = pw::properties::properties! {
         *pw::keys::MEDIA_TYPE => "Video",
         *pw::keys::MEDIA_CATEGORY => "Capture",
@@ -116,12 +162,20 @@ pub(crate) fn add(
     if let Some(serial) = node.as_ref().and_then(|n| n.serial) {
         props.insert("target.object", serial.to_string());
     }
-    let stream = pw::stream::Stream::new(&state.core, "wrd-capture", props)
+    let core = state.core().ok_or(Error::ConnectionLost)?;
+    let stream = pw::stream::Stream::new(&core, "wrd-capture", props)
         .map_err(|e| Error::PipeWire(format!("stream: {e}")))?;
     let now = Instant::now();
     let core = Rc::new(RefCell::new(StreamCore {
         shared: shared.clone(),
         raw: stream.as_raw_ptr(),
+        offer: offer.clone(),
+        importer: setup.importer,
+        max_import_failures: setup.max_import_failures,
+        failed: Vec::new(),
+        shm_only: false,
+        releases: ReleaseTracker::default(),
+        signaler: setup.signaler,
         n_buffers,
         format: None,
         format_generation: 0,
@@ -138,6 +192,7 @@ pub(crate) fn add(
         bad_event_at: [None; DROP_REASONS],
         pending_damage: None,
         seq: 0,
+        last_header_seq: None,
     }));
     let listener = stream
         .add_local_listener_with_user_data(())
@@ -160,7 +215,14 @@ pub(crate) fn add(
                             StreamState::Error
                         }
                     };
-                    if !(st == StreamState::Closed && core.borrow().closed) {
+                    let (closed, errored) = {
+                        let c = core.borrow();
+                        (c.closed, c.error_sent)
+                    };
+                    // After an error (or the node going away) the stream
+                    // keeps that state until frames flow again.
+                    let sticky = (closed || errored) && st != StreamState::Streaming;
+                    if !sticky || st == StreamState::Error {
                         shared.emit(Event::StateChanged(st));
                     }
                 })
@@ -185,7 +247,9 @@ pub(crate) fn add(
             let core = core.clone();
             move |_, _, b| {
                 crate::callback_panic_boundary!("remove_buffer", {
-                    core.borrow_mut().buffers.remove(&(b as usize));
+                    let mut c = core.borrow_mut();
+                    c.releases.forget(b as usize);
+                    c.buffers.remove(&(b as usize));
                 })
             }
         })
@@ -201,7 +265,7 @@ pub(crate) fn add(
     stream
         .connect(
             spa::utils::Direction::Input,
-            Some(shared.node_id),
+            Some(shared.node_id()),
             pw::stream::StreamFlags::AUTOCONNECT,
             &mut params,
         )
@@ -230,6 +294,9 @@ fn on_format(
     let shared = core.borrow().shared.clone();
     let f = match negotiation::parse_format(pod) {
         Ok(f) => f,
+        // The producer fixates a modifier it can allocate and sends the
+        // Format again (PipeWire's DONT_FIXATE protocol).
+        Err(negotiation::FormatError::ModifierNotFixed(_)) => return,
         Err(e) => {
             shared.emit(Event::Error {
                 status: wrd_status::WRD_ERR_NEGOTIATION,
@@ -240,8 +307,18 @@ fn on_format(
     };
     let n_buffers = {
         let mut c = core.borrow_mut();
+        if let Some(m) = f.modifier {
+            if c.failed.contains(&(f.format, m)) || c.shm_only {
+                // A Format from before our renegotiation took effect.
+                return;
+            }
+        }
         c.format = Some(f);
         c.format_generation += 1;
+        // Imports were of the old format's buffers.
+        for b in c.buffers.values_mut() {
+            b.imported = None;
+        }
         c.n_buffers
     };
     {
@@ -255,8 +332,11 @@ fn on_format(
         };
     }
     shared.emit(Event::FormatChanged(f));
-    let mut bufs = vec![negotiation::buffers_param(f.modifier.is_some(), n_buffers)];
-    bufs.extend(negotiation::meta_params());
+    let explicit_sync = core.borrow().offer.explicit_sync;
+    let mut bufs = negotiation::buffers_params(f.modifier.is_some(), n_buffers, explicit_sync);
+    bufs.extend(negotiation::meta_params_for(
+        explicit_sync && f.modifier.is_some(),
+    ));
     let mut params = negotiation::as_pods(&bufs);
     if let Err(e) = stream.update_params(&mut params) {
         shared.emit(Event::Error {
@@ -288,7 +368,7 @@ fn on_add_buffer(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
                 ptr: d.data as *const u8,
                 len: d.maxsize as usize,
             }),
-            data_type::DMA_BUF => Mapping::dup_fd(d.fd as i32),
+            data_type::DMA_BUF | data_type::SYNC_OBJ => Mapping::dup_fd(d.fd as i32),
             t => Err(MapError::NotAFile(format!("data type {t}"))),
         };
         match &m {
@@ -300,7 +380,14 @@ fn on_add_buffer(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
     }
     let generation = c.next_generation;
     c.next_generation += 1;
-    c.buffers.insert(b as usize, BufState { generation, maps });
+    c.buffers.insert(
+        b as usize,
+        BufState {
+            generation,
+            maps,
+            imported: None,
+        },
+    );
     let shared = c.shared.clone();
     drop(c);
     if unsealed > 0 {
@@ -362,12 +449,22 @@ fn dropped_damage(c: &mut StreamCore, b: *mut pw::sys::pw_buffer) {
     // until we queue it back, which happens after this returns.
     let m = unsafe { metas((*b).buffer) };
     let parsed = buffer::parse_metas(&m, f.width, f.height);
+    if let Some((_, _, seq)) = parsed.header {
+        c.last_header_seq = Some(seq);
+    }
     let rects = match parsed.damage {
         Some(d) if !d.is_empty() => d,
         _ => vec![Region::full(f.width, f.height)],
     };
     let acc = c.pending_damage.get_or_insert_with(Vec::new);
     merge_damage(acc, &rects, f.width, f.height);
+}
+
+/// Give a buffer back to the producer, signalling its release point first.
+fn give_back(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
+    let c = core.borrow();
+    c.release_point(b as usize);
+    queue(c.raw, b);
 }
 
 fn queue(raw: *mut pw::sys::pw_stream, b: *mut pw::sys::pw_buffer) {
@@ -391,7 +488,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         }
         if !newest.is_null() {
             dropped_damage(&mut core.borrow_mut(), newest);
-            queue(raw, newest);
+            give_back(core, newest);
             shared.count_drop(DropReason::Superseded);
         }
         newest = b;
@@ -410,21 +507,25 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         }
     }
     if !shared.enabled.load(Ordering::Acquire) {
-        queue(raw, newest);
+        give_back(core, newest);
         return;
     }
     if shared.held.load(Ordering::Acquire) >= shared.max_held {
         dropped_damage(&mut core.borrow_mut(), newest);
-        queue(raw, newest);
+        give_back(core, newest);
         shared.count_drop(DropReason::HeldLimit);
         return;
     }
     let built = build_frame(&mut core.borrow_mut(), newest);
-    let (data, mappings, generation) = match built {
+    let (data, mappings, generation, imported) = match built {
         Ok(v) => v,
         Err(Invalid(reason, message)) => {
-            queue(raw, newest);
+            give_back(core, newest);
             shared.count_drop(reason);
+            if reason == DropReason::ImportFailed {
+                import_failed(core, message);
+                return;
+            }
             let mut c = core.borrow_mut();
             let due = c.bad_event_at[reason as usize]
                 .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
@@ -436,6 +537,21 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
             return;
         }
     };
+    // The memory budget counts the producer memory callers hold.
+    let bytes = frame_bytes(&data);
+    let cap = shared.capture.upgrade();
+    if let Some(cap) = &cap {
+        let budget = cap.options.memory_budget;
+        let now_held = cap.held_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if budget > 0 && now_held + bytes > budget {
+            cap.held_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            dropped_damage(&mut core.borrow_mut(), newest);
+            give_back(core, newest);
+            shared.count_drop(DropReason::Budget);
+            return;
+        }
+    }
+    let bytes = if cap.is_some() { bytes } else { 0 };
     shared.note_held(1);
     let mut frame = Frame {
         inner: Arc::new(FrameInner {
@@ -445,7 +561,10 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
                 stream: shared.clone(),
                 buffer: newest as usize,
                 generation,
+                bytes,
             }),
+            imported,
+            importer: core.borrow().importer.clone(),
         }),
     };
     {
@@ -459,15 +578,18 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         if let Some(hold) = inner._hold.take() {
             let hold = std::mem::ManuallyDrop::new(hold);
             shared.note_held(-1);
+            if let Some(cap) = &cap {
+                cap.held_bytes.fetch_sub(hold.bytes, Ordering::AcqRel);
+            }
             // SAFETY: reading the Arc out of a ManuallyDrop'd hold whose Drop
             // is skipped, so it is dropped exactly once (here).
             drop(unsafe { std::ptr::read(&hold.stream) });
-            queue(raw, newest);
+            give_back(core, newest);
         }
     }
 }
 
-type Built = (FrameData, Vec<Arc<Mapping>>, u64);
+type Built = (FrameData, Vec<Arc<Mapping>>, u64, Option<Arc<Imported>>);
 
 fn build_frame(
     c: &mut StreamCore,
@@ -479,7 +601,9 @@ fn build_frame(
             "no format negotiated yet".into(),
         ));
     };
-    let Some(bs) = c.buffers.get(&(b as usize)) else {
+    let importer = c.importer.clone();
+    let releases = &c.releases;
+    let Some(bs) = c.buffers.get_mut(&(b as usize)) else {
         return Err(Invalid(DropReason::Unmappable, "unknown buffer".into()));
     };
     // SAFETY: `b` is dequeued and live; its spa_buffer, datas, chunks and
@@ -533,6 +657,42 @@ fn build_frame(
         });
     }
     let mut mappings = Vec::new();
+    // SAFETY: see above; metas are valid while the buffer is dequeued.
+    let m = unsafe { metas(sb) };
+    let parsed = buffer::parse_metas(&m, f.width, f.height);
+    // Explicit sync: the last two datas are the acquire and release
+    // timelines, the SyncTimeline meta has the points.
+    let n = datas.len();
+    let sync = match parsed.sync_timeline {
+        Some((acquire_point, release_point))
+            if n >= 2
+                && datas[n - 2].type_ == data_type::SYNC_OBJ
+                && datas[n - 1].type_ == data_type::SYNC_OBJ =>
+        {
+            let fd = |i: usize| match &bs.maps[i] {
+                Ok(m) => m.raw_fd().map(|fd| (fd, m.clone())),
+                Err(_) => None,
+            };
+            match (fd(n - 2), fd(n - 1)) {
+                (Some((acquire_fd, am)), Some((release_fd, rm))) => {
+                    mappings.push(am);
+                    mappings.push(rm);
+                    Some(SyncPoints {
+                        acquire_fd,
+                        acquire_point,
+                        release_fd,
+                        release_point,
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(sp) = sync {
+        // Armed before validation: a frame we drop is released too.
+        releases.arm(b as usize, sp.release_fd, sp.release_point);
+    }
     let pixels = if let Some(modifier) = f.modifier {
         let fds: Vec<i32> = bs
             .maps
@@ -550,6 +710,20 @@ fn build_frame(
                 offset,
                 stride,
             });
+        }
+        if let (Some(imp), None) = (&importer, &bs.imported) {
+            // SAFETY: the fds are our dups, kept open by `bs.maps` for the
+            // duration of this borrow.
+            let buf = unsafe { dmabuf_view(f.format, f.width, f.height, modifier, &planes) };
+            match imp.import(&buf) {
+                Ok(i) => bs.imported = Some(Arc::new(i)),
+                Err(e) => {
+                    return Err(Invalid(
+                        DropReason::ImportFailed,
+                        format!("{} modifier {:#x}: {e}", f.format, modifier),
+                    ))
+                }
+            }
         }
         Pixels::Dmabuf { modifier, planes }
     } else {
@@ -582,9 +756,8 @@ fn build_frame(
             }
         }
     };
-    // SAFETY: see above; metas are valid while the buffer is dequeued.
-    let m = unsafe { metas(sb) };
-    let parsed = buffer::parse_metas(&m, f.width, f.height);
+    let (generation, imported) = (bs.generation, bs.imported.clone());
+
     let mut fl = parsed.flags;
     if chunk_flags & (spa::sys::SPA_CHUNK_FLAG_CORRUPTED as i32) != 0 {
         fl |= flags::CORRUPTED;
@@ -599,6 +772,20 @@ fn build_frame(
             vec![Region::full(f.width, f.height)]
         }
     };
+    // Frames lost before they reached us (PipeWire recycled them while we
+    // were busy) carried damage we never saw: the picture may differ
+    // anywhere, so this frame is fully damaged.
+    if let Some((_, _, seq)) = parsed.header {
+        let gap = c
+            .last_header_seq
+            .is_some_and(|last| seq > last.wrapping_add(1) && seq > last);
+        c.last_header_seq = Some(seq);
+        if gap && fl & flags::FULL_DAMAGE == 0 {
+            fl |= flags::FULL_DAMAGE | flags::DAMAGE_ACCUMULATED;
+            damage = vec![Region::full(f.width, f.height)];
+            c.pending_damage = None;
+        }
+    }
     if let Some(mut acc) = c.pending_damage.take() {
         if fl & flags::FULL_DAMAGE == 0 {
             merge_damage(&mut acc, &damage, f.width, f.height);
@@ -631,12 +818,83 @@ fn build_frame(
             cursor: parsed.cursor,
             transform: parsed.transform,
             flags: fl,
-            buffer_index: bs.generation as u32,
+            buffer_index: generation as u32,
             format_generation: c.format_generation,
+            sync,
         },
         mappings,
-        bs.generation,
+        generation,
+        imported,
     ))
+}
+
+/// An import failed: forget that (format, modifier), renegotiate without
+/// it, and after too many failures (or with no modifier left) offer SHM
+/// only. Bounded: each pair fails at most once, and the number of
+/// renegotiations is at most `max_import_failures`.
+fn import_failed(core: &Rc<RefCell<StreamCore>>, message: String) {
+    let mut c = core.borrow_mut();
+    let Some(f) = c.format else { return };
+    let Some(modifier) = f.modifier else { return };
+    if c.failed.contains(&(f.format, modifier)) || c.shm_only {
+        return;
+    }
+    c.failed.push((f.format, modifier));
+    let failed = c.failed.clone();
+    for (fmt, mods) in c.offer.modifiers.iter_mut() {
+        mods.retain(|m| !failed.contains(&(*fmt, *m)));
+    }
+    c.offer.modifiers.retain(|(_, m)| !m.is_empty());
+    let fallback =
+        c.failed.len() as u32 >= c.max_import_failures.max(1) || c.offer.modifiers.is_empty();
+    if fallback {
+        c.shm_only = true;
+        c.offer.modifiers.clear();
+    }
+    c.format = None;
+    let offer = c.offer.clone();
+    let raw = c.raw;
+    let shared = c.shared.clone();
+    drop(c);
+    shared.emit(Event::ImportFailed {
+        format: f.format,
+        modifier,
+        message,
+    });
+    shared.emit(if fallback {
+        Event::ShmFallback
+    } else {
+        Event::Renegotiating {
+            format: f.format,
+            modifier,
+        }
+    });
+    let pods = negotiation::enum_formats(&offer);
+    let mut params = negotiation::as_pods(&pods);
+    // SAFETY: `raw` is this stream's live pw_stream (the core lives no
+    // longer than its StreamEntry); params point into `pods`, alive here.
+    let r = unsafe {
+        pw::sys::pw_stream_update_params(raw, params.as_mut_ptr().cast(), params.len() as u32)
+    };
+    if r < 0 {
+        shared.emit(Event::Error {
+            status: wrd_status::WRD_ERR_PIPEWIRE,
+            message: format!("renegotiation failed: {r}"),
+        });
+    }
+}
+
+/// Producer memory a frame keeps held: its planes (SHM), or stride x
+/// height per plane (DMA-BUF, an estimate: the size is the producer's).
+fn frame_bytes(d: &FrameData) -> usize {
+    match &d.pixels {
+        Pixels::None => 0,
+        Pixels::Shm(p) => p.iter().map(|p| p.len).sum(),
+        Pixels::Dmabuf { planes, .. } => planes
+            .iter()
+            .map(|p| p.stride as usize * d.height as usize)
+            .sum(),
+    }
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -654,7 +912,7 @@ pub(crate) fn node_appeared(state: &Rc<LoopState>, id: u32) {
     let now = Instant::now();
     for e in state.streams.borrow().values() {
         let mut c = e.core.borrow_mut();
-        if e.shared.node_id == id && c.node_seen_at.is_none() {
+        if e.shared.node_id() == id && c.node_seen_at.is_none() {
             c.node_seen_at = Some(now);
         }
     }
@@ -665,7 +923,7 @@ pub(crate) fn node_removed(state: &Rc<LoopState>, id: u32) {
         .streams
         .borrow()
         .values()
-        .filter(|e| e.shared.node_id == id)
+        .filter(|e| e.shared.node_id() == id)
         .map(|e| {
             e.core.borrow_mut().closed = true;
             e.shared.clone()
@@ -695,7 +953,7 @@ pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
                     c.error_sent = true;
                     evs.push(Event::Error {
                         status: wrd_status::WRD_ERR_NODE_NOT_FOUND,
-                        message: format!("node {} does not exist", e.shared.node_id),
+                        message: format!("node {} does not exist", e.shared.node_id()),
                     });
                     evs.push(Event::StateChanged(StreamState::Error));
                 }
@@ -708,7 +966,7 @@ pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
                         status: wrd_status::WRD_ERR_NEGOTIATION,
                         message: format!(
                             "no format agreed with node {} within {} ms",
-                            e.shared.node_id,
+                            e.shared.node_id(),
                             opts.negotiation_timeout.as_millis()
                         ),
                     });

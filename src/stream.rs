@@ -56,6 +56,24 @@ pub enum Event {
     Stalled,
     /// Frames arrive again after a stall.
     Resumed,
+    /// The stream's importer could not import a DMA-BUF with this format and
+    /// modifier; the pair is removed from what the stream offers.
+    ImportFailed {
+        format: PixelFormat,
+        modifier: u64,
+        message: String,
+    },
+    /// The stream renegotiates without the (format, modifier) that failed.
+    Renegotiating { format: PixelFormat, modifier: u64 },
+    /// Too many imports failed (or no modifier is left): the stream now
+    /// offers shared memory only.
+    ShmFallback,
+    /// The capture tries to reconnect to the daemon (default-daemon mode
+    /// with a reconnect policy): attempt number and the delay before it.
+    Reconnecting { attempt: u32, delay_ms: u64 },
+    /// The capture is connected again; the stream is being re-added for the
+    /// node with its node's name (a `NodeGone` follows if there is none).
+    Reconnected,
 }
 
 /// Callback for frames: called on the PipeWire thread with a borrowed frame.
@@ -96,8 +114,19 @@ pub struct StreamConfig {
     pub buffers: u32,
     /// Time without any frame after which a [`Event::Stalled`] is sent (0: never).
     pub stall_timeout: Duration,
-    /// Modifiers per format for DMA-BUF negotiation (empty: SHM only).
+    /// Modifiers per format for DMA-BUF negotiation. Empty: the importer's
+    /// (if any), else SHM only.
     pub modifiers: Vec<(PixelFormat, Vec<u64>)>,
+    /// An importer: the stream offers the modifiers it can import, imports
+    /// each new DMA-BUF once (cached per PipeWire buffer, see
+    /// [`crate::Frame::imported`]) and renegotiates without a modifier whose
+    /// import failed.
+    pub importer: Option<Arc<crate::import::Importer>>,
+    /// Import failures after which the stream falls back to SHM (default 3).
+    pub max_import_failures: u32,
+    /// Signals release points with explicit sync (default: a DRM render
+    /// node, see [`crate::sync::DrmSignaler`]).
+    pub release_signaler: Option<Arc<dyn crate::sync::ReleaseSignaler>>,
 }
 
 impl Default for StreamConfig {
@@ -114,6 +143,9 @@ impl Default for StreamConfig {
             buffers: 8,
             stall_timeout: Duration::ZERO,
             modifiers: Vec::new(),
+            importer: None,
+            max_import_failures: 3,
+            release_signaler: None,
         }
     }
 }
@@ -148,6 +180,9 @@ pub struct Stats {
     /// Buffers whose memfd was not sealed against shrinking.
     pub unsealed_buffers: u64,
     pub format_changes: u64,
+    /// Explicit sync: release points signalled, and signalling failures.
+    pub releases_signalled: u64,
+    pub release_failures: u64,
     pub last_error: Option<(wrd_status, String)>,
 }
 
@@ -165,7 +200,9 @@ pub(crate) struct Callbacks {
 /// State shared between the caller's handle and the PipeWire thread.
 pub(crate) struct StreamShared {
     pub id: u64,
-    pub node_id: u32,
+    /// The node captured (it changes when a reconnect finds the node again
+    /// under a new id).
+    node: std::sync::atomic::AtomicU32,
     pub capture: Weak<CaptureShared>,
     /// Callbacks, behind a reentrant gate held while one runs.
     pub gate: ReentrantMutex<std::cell::RefCell<Callbacks>>,
@@ -199,7 +236,7 @@ impl StreamShared {
         }
         Ok(Arc::new(StreamShared {
             id,
-            node_id,
+            node: std::sync::atomic::AtomicU32::new(node_id),
             capture,
             gate: ReentrantMutex::new(std::cell::RefCell::new(Callbacks {
                 on_frame: cfg.on_frame.take(),
@@ -222,6 +259,15 @@ impl StreamShared {
             eventfd: unsafe { OwnedFd::from_raw_fd(efd) },
             removed: AtomicBool::new(false),
         }))
+    }
+
+    pub(crate) fn node_id(&self) -> u32 {
+        self.node.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_node_id(&self, id: u32) {
+        self.node.store(id, Ordering::Release);
+        self.stats.lock().node_id = id;
     }
 
     pub(crate) fn signal(&self) {
@@ -353,12 +399,15 @@ pub(crate) struct BufferHold {
     pub stream: Arc<StreamShared>,
     pub buffer: usize,
     pub generation: u64,
+    /// Bytes counted against the capture's memory budget.
+    pub bytes: usize,
 }
 
 impl Drop for BufferHold {
     fn drop(&mut self) {
         self.stream.note_held(-1);
         if let Some(cap) = self.stream.capture.upgrade() {
+            cap.held_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
             cap.send(Command::ReturnBuffer {
                 stream: self.stream.id,
                 buffer: self.buffer,
@@ -377,7 +426,7 @@ impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
             .field("id", &self.shared.id)
-            .field("node_id", &self.shared.node_id)
+            .field("node_id", &self.shared.node_id())
             .finish()
     }
 }
@@ -385,7 +434,7 @@ impl std::fmt::Debug for Stream {
 impl Stream {
     /// The node this stream captures.
     pub fn node_id(&self) -> u32 {
-        self.shared.node_id
+        self.shared.node_id()
     }
 
     /// A snapshot of state and counters.

@@ -2,6 +2,8 @@
 //! with nothing but the installed header and pkg-config, run against a
 //! private PipeWire.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -120,28 +122,6 @@ fn header_compiles_as_c99_and_cxx_pedantic() {
     }
 }
 
-fn gst_reference(fmt: PixelFormat, w: u32, h: u32, dir: &Path) -> PathBuf {
-    let file = dir.join(format!("ref-{}.raw", fmt.name()));
-    let st = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "num-buffers=1",
-            "pattern=checkers-8",
-            "!",
-        ])
-        .arg(format!(
-            "video/x-raw,format={},width={w},height={h}",
-            fmt.name()
-        ))
-        .args(["!", "filesink"])
-        .arg(format!("location={}", file.display()))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    file
-}
-
 /// A C program captures frames from GStreamer's producer (default-daemon
 /// path) and checks every row of every plane against the reference.
 #[test]
@@ -180,7 +160,7 @@ fn c_program_checks_pixels_from_gstreamer() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
         drop(cap);
-        let reference = gst_reference(fmt, w, h, prefix().parent().unwrap());
+        let reference = common::gst_reference(fmt, w, h, prefix().parent().unwrap());
         let out = run(
             &sb,
             &exe,

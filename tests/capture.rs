@@ -177,15 +177,22 @@ fn missing_node_error_in_bounded_time() {
         Event::Error { status, .. } => assert_eq!(status, wrd_status::WRD_ERR_NODE_NOT_FOUND),
         _ => unreachable!(),
     }
-    assert!(
-        took >= Duration::from_millis(300),
-        "not before the timeout: {took:?}"
-    );
+    // WirePlumber 0.4 says nothing and the node timeout fires; WirePlumber
+    // 0.5 (node.dont-fallback) answers at once with "defined target not
+    // found": either way within the stated bound.
     assert!(
         took < Duration::from_millis(300 + 50 + 200),
         "within the stated bound: {took:?}"
     );
+    wait_event(&rx, Duration::from_secs(1), |e| {
+        *e == Event::StateChanged(StreamState::Error)
+    })
+    .expect("then the error state");
     assert_eq!(s.stats().state, StreamState::Error);
+    assert_eq!(
+        s.stats().last_error.map(|e| e.0),
+        Some(wrd_status::WRD_ERR_NODE_NOT_FOUND)
+    );
 }
 
 /// Bad arguments give errors, not crashes.
@@ -597,4 +604,58 @@ fn frame_convert_full_and_damage_only() {
         f.convert_into(DstFormat::Bgra, &mut small, w * 4, false, 1),
         Err(Error::BufferTooSmall { .. }) | Err(Error::InvalidArgument(_))
     ));
+}
+
+/// The memory budget across streams: frames held past it are refused
+/// (dropped and counted), and released frames make room again.
+#[test]
+fn memory_budget_bounds_held_frames() {
+    let sb = Sandbox::start();
+    let prod = Producer::spawn(&sb, &["--streams", "2", "--size", "64x64", "--rate", "60"]);
+    let frame = 64 * 64 * 4;
+    let cap = capture_with(
+        &sb,
+        CaptureOptions {
+            memory_budget: 3 * frame,
+            ..Default::default()
+        },
+    );
+    let streams: Vec<_> = prod
+        .nodes()
+        .iter()
+        .map(|n| {
+            cap.add_stream(
+                n.id,
+                StreamConfig {
+                    pull: true,
+                    queue: QueuePolicy::Bounded { high: 8, low: 1 },
+                    max_held: 8,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    // Hold everything that arrives for a while: at most 3 frames in all.
+    let mut held = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        for s in &streams {
+            while let Ok(f) = s.pop() {
+                held.push(f);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        held.len() <= 3,
+        "held {} frames with a budget of 3",
+        held.len()
+    );
+    let budget_drops: u64 = streams.iter().map(|s| s.stats().drops[6]).sum();
+    assert!(budget_drops > 0, "budget drops counted");
+    held.clear();
+    std::thread::sleep(Duration::from_millis(300));
+    let got = streams.iter().filter(|s| s.pop().is_ok()).count();
+    assert!(got > 0, "frames flow again once released");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use wrd_capture::{Capture, CaptureOptions, PixelFormat, StreamConfig};
@@ -28,22 +28,7 @@ fn caps(fmt: PixelFormat, w: u32, h: u32) -> String {
 /// The bytes the SMPTE pattern has in GStreamer's default layout, one Vec per
 /// plane with GStreamer's strides.
 fn expected(fmt: PixelFormat, w: u32, h: u32) -> Vec<(Vec<u8>, usize)> {
-    let dir = tempfile_dir();
-    let file = dir.join(format!("{}.raw", fmt.name()));
-    let st = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "num-buffers=1",
-            "pattern=checkers-8",
-            "!",
-        ])
-        .arg(caps(fmt, w, h))
-        .args(["!", "filesink"])
-        .arg(format!("location={}", file.display()))
-        .status()
-        .expect("gst-launch-1.0 (install gstreamer1.0-tools)");
-    assert!(st.success());
+    let file = common::gst_reference(fmt, w, h, &tempfile_dir());
     let raw = std::fs::read(&file).unwrap();
     // GStreamer's default strides: rows rounded up to 4 bytes.
     let (layout, total) = fmt.packed_layout(w, h, 4).unwrap();

@@ -11,12 +11,12 @@ use super::{external, DstView, Job, Matrix, Op, Range, Rect, SimdLevel, SrcPlane
 /// Coefficients for YUV to RGB in the form the kernels use:
 ///
 /// ```text
-/// yc = mulhrs((Y - y_off) << 7, cy)          (Q6: cy = ys * 2^14)
+/// yc = mulhrs((Y - y_off) << 7, cy) + 32     (Q6: cy = ys * 2^14)
 /// u' = (U - 128) << 8, v' = (V - 128) << 8
 /// R = yc + mulhrs(v', crv)                    (Q6: c = coef * 2^13)
 /// G = yc - (mulhrs(u', cgu) + mulhrs(v', cgv))
 /// B = yc + mulhrs(u', cbu)
-/// out = clamp((X + 32) >> 6, 0, 255)
+/// out = clamp(X >> 6, 0, 255)    (yc carries the rounding: + 32)
 /// ```
 ///
 /// with `mulhrs(a, b) = (a * b + 2^14) >> 15` (SSSE3 `pmulhrsw`) and
@@ -67,13 +67,14 @@ fn mulhrs(a: i16, b: i16) -> i16 {
 
 #[inline(always)]
 fn fin(x: i16) -> u8 {
-    (x.saturating_add(32) >> 6).clamp(0, 255) as u8
+    (x >> 6).clamp(0, 255) as u8
 }
 
 /// One pixel, YUV to (R, G, B), exactly as the SIMD kernels compute it.
 #[inline(always)]
 pub(crate) fn yuv_px(y: u8, u: u8, v: u8, k: &YuvToRgbK) -> (u8, u8, u8) {
-    let yc = mulhrs((y as i16 - k.y_off) << 7, k.cy);
+    // The rounding constant (32 = 0.5 in Q6) is added to luma once.
+    let yc = mulhrs((y as i16 - k.y_off) << 7, k.cy) + 32;
     let u8x = (u as i16 - 128) << 8;
     let v8x = (v as i16 - 128) << 8;
     let r = yc.saturating_add(mulhrs(v8x, k.crv));
@@ -337,9 +338,11 @@ pub(crate) fn to420_scalar(
 
 /// Convert one rectangle (clipped, block-aligned, within the band `dst`).
 pub(crate) fn run_rect(job: &Job, src: &SrcPlanes<'_>, dst: &mut DstView<'_>, r: Rect) {
-    if job.external && external::run_rect(job, src, dst, r) {
-        return;
-    }
+    let r = match job.external.then(|| external::run_rect(job, src, dst, r)) {
+        Some(Some(rest)) if rest.h == 0 => return,
+        Some(Some(rest)) => rest,
+        _ => r,
+    };
     let kt = RowKernels::for_level(job.level);
     let (x, y, w, h) = (r.x as usize, r.y as usize, r.w as usize, r.h as usize);
     let ss = src.strides;
@@ -377,8 +380,31 @@ pub(crate) fn run_rect(job: &Job, src: &SrcPlanes<'_>, dst: &mut DstView<'_>, r:
         }
         return;
     }
-    let yk = YuvToRgbK::new(job.colorimetry);
     let ds = dst.strides[0];
+    // Rows that lie back to back in both buffers (full-width rectangle,
+    // strides equal to the rows) are one long row for the per-pixel ops, as
+    // libyuv does: no per-row overhead.
+    let bpp = match job.op {
+        Op::Copy4 | Op::Swizzle4(_) => Some(4),
+        Op::Expand3(_) => Some(3),
+        Op::Gray => Some(1),
+        _ => None,
+    };
+    if let Some(bpp) = bpp {
+        if h > 1 && ss[0] == bpp * w && ds == 4 * w {
+            let s = &src.planes[0][y * ss[0]..][..bpp * w * h];
+            let off = (y - dst.first_row[0]) * ds;
+            let d = &mut dst.planes[0][off..off + 4 * w * h];
+            match job.op {
+                Op::Copy4 => d.copy_from_slice(s),
+                Op::Swizzle4(map) => (kt.swz4)(s, d, map),
+                Op::Expand3(map) => (kt.exp3)(s, d, map),
+                _ => (kt.gray)(s, d),
+            }
+            return;
+        }
+    }
+    let yk = YuvToRgbK::new(job.colorimetry);
     let cw = w.div_ceil(2);
     for row in y..y + h {
         let off = (row - dst.first_row[0]) * ds + 4 * x;

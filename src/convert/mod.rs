@@ -11,20 +11,23 @@
 //!   frame and widened to whole chroma blocks of the source and destination.
 //! - **Fast.** Row kernels exist at three levels ([`SimdLevel`]), chosen at
 //!   run time; [`Options::threads`] splits a frame into bands of rows.
-//!   Where the `yuv` crate is faster than libyuv and than our own kernels it
-//!   is used (NV12/I420 to 32-bit RGB, see `external.rs`); elsewhere the
-//!   kernels are ours (`x86.rs`), see `docs/convert.md` for the measurements.
+//!   The `yuv` crate is used where it is the fastest code that meets the
+//!   accuracy bar (32-bit RGB to I420/NV12, `external.rs`); elsewhere the
+//!   kernels are ours (`x86.rs`). `docs/convert.md` has the measurements.
 //!
-//! Which code runs for a pair, at [`SimdLevel::Avx2`]:
+//! Which code runs for a pair, at [`SimdLevel::Avx2`] with the default
+//! [`Backend::Auto`] (the measurements are in `docs/convert.md`):
 //!
 //! | pair | code | why |
 //! | --- | --- | --- |
-//! | 32-bit RGB swizzles, ARGB32 | ours (`vpshufb`) | trivial, memory bound |
-//! | RGB/BGR/RGB24 to 32-bit | ours (`vpshufb`) | `yuv` crate loses 1.3x to libyuv |
-//! | GRAY8 to 32-bit | ours | trivial |
-//! | YUY2 to 32-bit | ours | `yuv` crate loses 2.7x to libyuv |
-//! | NV12/I420 to 32-bit | `yuv` crate (when [`Options::allow_external`]) | beats libyuv in cache |
-//! | 32-bit RGB to I420/NV12 | see `external.rs` / `docs/convert.md` | measured |
+//! | 32-bit RGB swizzles, ARGB32 | ours (`vpshufb`) | trivial, memory bound; the crate has no alpha-filling swizzle |
+//! | RGB/BGR/RGB24 to 32-bit | ours (`vpermd` + `vpshufb`) | the `yuv` crate loses 1.3x to libyuv (the measurement) |
+//! | GRAY8 to 32-bit | ours (`vpshufb`) | trivial |
+//! | YUY2 to 32-bit | ours | the `yuv` crate loses 1.8-2.7x to libyuv and is off by up to 3 |
+//! | NV12/I420 to 32-bit | ours | beats libyuv by about 1.2x in cache; the crate is ~20% faster still but clips intermediates (off by 20+ on out-of-range Y/U/V, which producers send), ours is within 1 of the reference on every input |
+//! | 32-bit RGB to I420/NV12 | `yuv` crate | 1.5x faster than our `pmaddwd` kernel and within 1 (libyuv is faster still in cache: see the docs) |
+//!
+//! Forcing [`SimdLevel::Sse41`] or [`SimdLevel::Scalar`] always runs ours.
 
 mod external;
 mod kernels;
@@ -350,10 +353,24 @@ pub struct Options {
     /// Force a SIMD level (tests, benchmarks); `None` picks the best. A forced
     /// level this CPU lacks is an [`Error::InvalidArgument`].
     pub level: Option<SimdLevel>,
-    /// Allow the `yuv` crate for the pairs where it is the fastest code
-    /// (default true). It does its own run-time dispatch (AVX2 where
-    /// available), so it is only used when the effective level is AVX2.
-    pub allow_external: bool,
+    /// Which code converts: see [`Backend`].
+    pub backend: Backend,
+}
+
+/// Our kernels or the `yuv` crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// The fastest measured code for each pair: the `yuv` crate for NV12 and
+    /// I420 to 32-bit RGB at [`SimdLevel::Avx2`], our kernels elsewhere.
+    #[default]
+    Auto,
+    /// Only our kernels.
+    Own,
+    /// The `yuv` crate for every pair it has (NV12, I420, YUY2, GRAY8 to
+    /// 32-bit RGB; 32-bit RGB to I420 and NV12), our kernels for the rest.
+    /// For comparisons; the crate runs at its own best level, so this only
+    /// applies when the effective level is [`SimdLevel::Avx2`].
+    YuvCrate,
 }
 
 impl Default for Options {
@@ -362,7 +379,7 @@ impl Default for Options {
             colorimetry: Colorimetry::default(),
             threads: 1,
             level: None,
-            allow_external: true,
+            backend: Backend::Auto,
         }
     }
 }
@@ -469,6 +486,7 @@ pub(crate) struct Job {
     pub op: Op,
     pub level: SimdLevel,
     pub external: bool,
+    pub backend: Backend,
     pub colorimetry: Colorimetry,
 }
 
@@ -576,7 +594,8 @@ pub fn convert(
     let job = Job {
         op,
         level,
-        external: opts.allow_external && level == SimdLevel::Avx2,
+        external: opts.backend != Backend::Own && level == SimdLevel::Avx2,
+        backend: opts.backend,
         colorimetry: opts.colorimetry,
     };
 

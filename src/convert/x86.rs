@@ -79,29 +79,6 @@ fn st32(d: &mut [u8], i: usize, v: __m256i) {
     unsafe { _mm256_storeu_si256(c.as_mut_ptr().cast(), v) }
 }
 
-/// pshufb and OR masks for 4 pixels of `bpp` source bytes each (`bpp` 1, 3
-/// or 4) producing 4-byte pixels by `map` (for `bpp` 1, every byte reads Y).
-fn masks(map: [u8; 4], bpp: usize, first_px: usize) -> ([u8; 16], [u8; 16]) {
-    let mut sh = [0u8; 16];
-    let mut or = [0u8; 16];
-    for px in 0..4 {
-        for (c, &m) in map.iter().enumerate() {
-            let j = 4 * px + c;
-            if m == OPAQUE {
-                sh[j] = 0x80;
-                or[j] = 0xFF;
-            } else {
-                sh[j] = ((first_px + px) * bpp + m as usize) as u8;
-            }
-        }
-    }
-    (sh, or)
-}
-
-fn m128(b: &[u8; 16]) -> __m128i {
-    ld16(b, 0)
-}
-
 /// Installed only in [`SSE41`]; see the module comment for why the call is sound.
 macro_rules! sse_wrapper {
     ($name:ident, $imp:ident, ($($a:ident: $t:ty),*)) => {
@@ -129,24 +106,31 @@ macro_rules! avx2_wrapper {
 // ---------------------------------------------------------------------------
 // 4-byte swizzles (BGRx/RGBx/... to BGRA/RGBA, ARGB32 loader).
 
+/// The pshufb mask for 4 pixels of `bpp` source bytes (3 or 4) to 4-byte
+/// pixels by `map`, and the OR mask that sets the opaque bytes. Computed
+/// with a few instructions (it runs once per row): the pattern with
+/// [`OPAQUE`] bytes as 0x80 plus each pixel's source offset (0x80 + offset
+/// keeps the high bit, so pshufb still writes 0 there).
+#[target_feature(enable = "ssse3,sse4.1")]
+#[inline]
+fn masks_fast(map: [u8; 4], bpp: i8) -> (__m128i, __m128i) {
+    let pat = map.map(|m| if m == OPAQUE { 0x80 } else { m });
+    let alpha = map.map(|m| if m == OPAQUE { 0xFF } else { 0 });
+    let (o1, o2, o3) = (bpp, 2 * bpp, 3 * bpp);
+    let off = _mm_setr_epi8(0, 0, 0, 0, o1, o1, o1, o1, o2, o2, o2, o2, o3, o3, o3, o3);
+    let sh = _mm_add_epi8(_mm_set1_epi32(i32::from_le_bytes(pat)), off);
+    (sh, _mm_set1_epi32(i32::from_le_bytes(alpha)))
+}
+
 sse_wrapper!(swz4_sse, swz4_sse_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 #[target_feature(enable = "ssse3,sse4.1")]
 fn swz4_sse_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let n = d.len();
     let s = &s[..n];
-    let (sh, or) = masks(map, 4, 0);
-    let (sh, or) = (m128(&sh), m128(&or));
+    let (sh, or) = masks_fast(map, 4);
     let mut i = 0;
-    while i + 64 <= n {
-        for j in (0..64).step_by(16) {
-            let v = ld16(s, i + j);
-            st16(d, i + j, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
-        }
-        i += 64;
-    }
-    while i + 16 <= n {
-        let v = ld16(s, i);
-        st16(d, i, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
+    for (sc, dc) in s.chunks_exact(16).zip(d.chunks_exact_mut(16)) {
+        st16(dc, 0, _mm_or_si128(_mm_shuffle_epi8(ld16(sc, 0), sh), or));
         i += 16;
     }
     swz4_scalar(&s[i..], &mut d[i..], map);
@@ -157,20 +141,16 @@ avx2_wrapper!(swz4_avx2, swz4_avx2_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 fn swz4_avx2_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let n = d.len();
     let s = &s[..n];
-    let (sh, or) = masks(map, 4, 0);
-    let sh = _mm256_broadcastsi128_si256(m128(&sh));
-    let or = _mm256_broadcastsi128_si256(m128(&or));
+    let (sh, or) = masks_fast(map, 4);
+    let sh = _mm256_broadcastsi128_si256(sh);
+    let or = _mm256_broadcastsi128_si256(or);
     let mut i = 0;
-    while i + 128 <= n {
-        for j in (0..128).step_by(32) {
-            let v = ld32(s, i + j);
-            st32(d, i + j, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
-        }
-        i += 128;
-    }
-    while i + 32 <= n {
-        let v = ld32(s, i);
-        st32(d, i, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
+    for (sc, dc) in s.chunks_exact(32).zip(d.chunks_exact_mut(32)) {
+        st32(
+            dc,
+            0,
+            _mm256_or_si256(_mm256_shuffle_epi8(ld32(sc, 0), sh), or),
+        );
         i += 32;
     }
     swz4_scalar(&s[i..], &mut d[i..], map);
@@ -184,16 +164,21 @@ sse_wrapper!(exp3_sse, exp3_sse_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 fn exp3_sse_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let w = d.len() / 4;
     let s = &s[..3 * w];
-    let (sh, or) = masks(map, 3, 0);
-    let (sh, or) = (m128(&sh), m128(&or));
+    let (sh, or) = masks_fast(map, 3);
+    // 16 pixels from 48 bytes: three loads, realigned with palignr.
     let mut i = 0;
-    // 16 pixels: four 16-byte loads at 12-byte steps; the last ends 4 bytes
-    // past the 48 used, hence the extra margin.
-    while i + 16 <= w && 3 * i + 52 <= s.len() {
-        for j in 0..4 {
-            let v = ld16(s, 3 * i + 12 * j);
-            st16(d, 4 * i + 16 * j, _mm_or_si128(_mm_shuffle_epi8(v, sh), or));
-        }
+    for (sc, dc) in s.chunks_exact(48).zip(d.chunks_exact_mut(64)) {
+        let a = ld16(sc, 0);
+        let b = ld16(sc, 16);
+        let c = ld16(sc, 32);
+        let p0 = a; // px 0-3 in bytes 0-11
+        let p1 = _mm_alignr_epi8::<12>(b, a); // px 4-7
+        let p2 = _mm_alignr_epi8::<8>(c, b); // px 8-11
+        let p3 = _mm_srli_si128::<4>(c); // px 12-15
+        st16(dc, 0, _mm_or_si128(_mm_shuffle_epi8(p0, sh), or));
+        st16(dc, 16, _mm_or_si128(_mm_shuffle_epi8(p1, sh), or));
+        st16(dc, 32, _mm_or_si128(_mm_shuffle_epi8(p2, sh), or));
+        st16(dc, 48, _mm_or_si128(_mm_shuffle_epi8(p3, sh), or));
         i += 16;
     }
     exp3_scalar(&s[3 * i..], &mut d[4 * i..], map);
@@ -204,27 +189,34 @@ avx2_wrapper!(exp3_avx2, exp3_avx2_imp, (s: &[u8], d: &mut [u8], map: [u8; 4]));
 fn exp3_avx2_imp(s: &[u8], d: &mut [u8], map: [u8; 4]) {
     let w = d.len() / 4;
     let s = &s[..3 * w];
-    let (sh, or) = masks(map, 3, 0);
-    let sh = _mm256_broadcastsi128_si256(m128(&sh));
-    let or = _mm256_broadcastsi128_si256(m128(&or));
+    let (sh, or) = masks_fast(map, 3);
+    let sh = _mm256_broadcastsi128_si256(sh);
+    let or = _mm256_broadcastsi128_si256(or);
+    // 32 pixels from 96 bytes: three 32-byte loads (dwords 0-7, 8-15,
+    // 16-23). Each group of 8 pixels is 6 dwords (group k: dwords 6k..6k+6);
+    // a blend gathers a group that straddles two loads, and one vpermd puts
+    // its pixels 0-3 (3 dwords) in the low lane and 4-7 in the high one.
+    let i0 = _mm256_setr_epi32(0, 1, 2, 0, 3, 4, 5, 0);
+    let i1 = _mm256_setr_epi32(6, 7, 0, 6, 1, 2, 3, 6); // [b0..b3, a4..a7]
+    let i2 = _mm256_setr_epi32(4, 5, 6, 4, 7, 0, 1, 4); // [c0, c1, b2..b7]
+    let i3 = _mm256_setr_epi32(2, 3, 4, 2, 5, 6, 7, 2);
     let mut i = 0;
-    // 32 pixels: eight 16-byte loads at 12-byte steps, two per register.
-    while i + 32 <= w && 3 * i + 100 <= s.len() {
-        for j in 0..4 {
-            let base = 3 * i + 24 * j;
-            let v = _mm256_inserti128_si256::<1>(
-                _mm256_castsi128_si256(ld16(s, base)),
-                ld16(s, base + 12),
-            );
-            st32(
-                d,
-                4 * i + 32 * j,
-                _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or),
-            );
+    for (sc, dc) in s.chunks_exact(96).zip(d.chunks_exact_mut(128)) {
+        let a = ld32(sc, 0);
+        let b = ld32(sc, 32);
+        let c = ld32(sc, 64);
+        let g = [
+            _mm256_permutevar8x32_epi32(a, i0),
+            _mm256_permutevar8x32_epi32(_mm256_blend_epi32::<0b0000_1111>(a, b), i1),
+            _mm256_permutevar8x32_epi32(_mm256_blend_epi32::<0b0000_0011>(b, c), i2),
+            _mm256_permutevar8x32_epi32(c, i3),
+        ];
+        for (j, v) in g.into_iter().enumerate() {
+            st32(dc, 32 * j, _mm256_or_si256(_mm256_shuffle_epi8(v, sh), or));
         }
         i += 32;
     }
-    exp3_scalar(&s[3 * i..], &mut d[4 * i..], map);
+    exp3_sse_imp(&s[3 * i..], &mut d[4 * i..], map);
 }
 
 // ---------------------------------------------------------------------------
@@ -235,13 +227,13 @@ sse_wrapper!(gray_sse, gray_sse_imp, (s: &[u8], d: &mut [u8]));
 fn gray_sse_imp(s: &[u8], d: &mut [u8]) {
     let w = d.len() / 4;
     let s = &s[..w];
-    let m: [__m128i; 4] = std::array::from_fn(|j| m128(&masks([0, 0, 0, OPAQUE], 1, 4 * j).0));
-    let or = m128(&masks([0, 0, 0, OPAQUE], 1, 0).1);
+    let (m0, or) = masks_fast([0, 0, 0, OPAQUE], 1);
+    let m: [__m128i; 4] = std::array::from_fn(|j| _mm_add_epi8(m0, _mm_set1_epi8(4 * j as i8)));
     let mut i = 0;
-    while i + 16 <= w {
-        let y = ld16(s, i);
+    for (sc, dc) in s.chunks_exact(16).zip(d.chunks_exact_mut(64)) {
+        let y = ld16(sc, 0);
         for (j, m) in m.iter().enumerate() {
-            st16(d, 4 * i + 16 * j, _mm_or_si128(_mm_shuffle_epi8(y, *m), or));
+            st16(dc, 16 * j, _mm_or_si128(_mm_shuffle_epi8(y, *m), or));
         }
         i += 16;
     }
@@ -253,22 +245,19 @@ avx2_wrapper!(gray_avx2, gray_avx2_imp, (s: &[u8], d: &mut [u8]));
 fn gray_avx2_imp(s: &[u8], d: &mut [u8]) {
     let w = d.len() / 4;
     let s = &s[..w];
-    let mk = |a: usize, b: usize| {
-        let lo = m128(&masks([0, 0, 0, OPAQUE], 1, a).0);
-        let hi = m128(&masks([0, 0, 0, OPAQUE], 1, b).0);
+    let (base, or) = masks_fast([0, 0, 0, OPAQUE], 1);
+    let mk = |a: i8, b: i8| {
+        let lo = _mm_add_epi8(base, _mm_set1_epi8(a));
+        let hi = _mm_add_epi8(base, _mm_set1_epi8(b));
         _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(lo), hi)
     };
     let (m0, m1) = (mk(0, 4), mk(8, 12));
-    let or = _mm256_broadcastsi128_si256(m128(&masks([0, 0, 0, OPAQUE], 1, 0).1));
+    let or = _mm256_broadcastsi128_si256(or);
     let mut i = 0;
-    while i + 16 <= w {
-        let y = _mm256_broadcastsi128_si256(ld16(s, i));
-        st32(d, 4 * i, _mm256_or_si256(_mm256_shuffle_epi8(y, m0), or));
-        st32(
-            d,
-            4 * i + 32,
-            _mm256_or_si256(_mm256_shuffle_epi8(y, m1), or),
-        );
+    for (sc, dc) in s.chunks_exact(16).zip(d.chunks_exact_mut(64)) {
+        let y = _mm256_broadcastsi128_si256(ld16(sc, 0));
+        st32(dc, 0, _mm256_or_si256(_mm256_shuffle_epi8(y, m0), or));
+        st32(dc, 32, _mm256_or_si256(_mm256_shuffle_epi8(y, m1), or));
         i += 16;
     }
     gray_scalar(&s[i..], &mut d[4 * i..]);
@@ -294,8 +283,14 @@ fn yuv16_sse<const RGBA: bool>(
     let cy = _mm_set1_epi16(k.cy);
     let bias = _mm_set1_epi16(i16::MIN);
     let c32 = _mm_set1_epi16(32);
-    let ylo = _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(ylo, yoff)), cy);
-    let yhi = _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(yhi, yoff)), cy);
+    let ylo = _mm_add_epi16(
+        _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(ylo, yoff)), cy),
+        c32,
+    );
+    let yhi = _mm_add_epi16(
+        _mm_mulhrs_epi16(_mm_slli_epi16::<7>(_mm_sub_epi16(yhi, yoff)), cy),
+        c32,
+    );
     let u = _mm_xor_si128(_mm_slli_epi16::<8>(u), bias);
     let v = _mm_xor_si128(_mm_slli_epi16::<8>(v), bias);
     let rv = _mm_mulhrs_epi16(v, _mm_set1_epi16(k.crv));
@@ -304,7 +299,7 @@ fn yuv16_sse<const RGBA: bool>(
         _mm_mulhrs_epi16(v, _mm_set1_epi16(k.cgv)),
     );
     let bu = _mm_mulhrs_epi16(u, _mm_set1_epi16(k.cbu));
-    let fin = |x: __m128i| _mm_srai_epi16::<6>(_mm_adds_epi16(x, c32));
+    let fin = |x: __m128i| _mm_srai_epi16::<6>(x);
     let r = _mm_packus_epi16(
         fin(_mm_adds_epi16(ylo, _mm_unpacklo_epi16(rv, rv))),
         fin(_mm_adds_epi16(yhi, _mm_unpackhi_epi16(rv, rv))),
@@ -347,8 +342,14 @@ fn yuv32_avx2<const RGBA: bool>(
     let cy = _mm256_set1_epi16(k.cy);
     let bias = _mm256_set1_epi16(i16::MIN);
     let c32 = _mm256_set1_epi16(32);
-    let ylo = _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(ylo, yoff)), cy);
-    let yhi = _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(yhi, yoff)), cy);
+    let ylo = _mm256_add_epi16(
+        _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(ylo, yoff)), cy),
+        c32,
+    );
+    let yhi = _mm256_add_epi16(
+        _mm256_mulhrs_epi16(_mm256_slli_epi16::<7>(_mm256_sub_epi16(yhi, yoff)), cy),
+        c32,
+    );
     let u = _mm256_xor_si256(_mm256_slli_epi16::<8>(u), bias);
     let v = _mm256_xor_si256(_mm256_slli_epi16::<8>(v), bias);
     let rv = _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.crv));
@@ -357,7 +358,7 @@ fn yuv32_avx2<const RGBA: bool>(
         _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.cgv)),
     );
     let bu = _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cbu));
-    let fin = |x: __m256i| _mm256_srai_epi16::<6>(_mm256_adds_epi16(x, c32));
+    let fin = |x: __m256i| _mm256_srai_epi16::<6>(x);
     // unpacklo/hi_epi16(t, t) duplicate chroma 0-3|8-11 and 4-7|12-15,
     // which are the pixels 0-7|16-23 and 8-15|24-31 of ylo and yhi.
     let r = _mm256_packus_epi16(
@@ -373,6 +374,14 @@ fn yuv32_avx2<const RGBA: bool>(
         fin(_mm256_adds_epi16(yhi, _mm256_unpackhi_epi16(bu, bu))),
     );
     // r, g, b now hold pixels 0-15 | 16-31.
+    store32_avx2::<RGBA>(r, g, b, d, i);
+}
+
+/// Interleave 32 pixels of R, G, B (bytes, pixels 0-15 | 16-31) with
+/// alpha 255 into BGRA or RGBA at pixel `i` of `d` (128 bytes).
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+#[inline]
+fn store32_avx2<const RGBA: bool>(r: __m256i, g: __m256i, b: __m256i, d: &mut [u8], i: usize) {
     let a = _mm256_set1_epi8(-1);
     let (c0, c2) = if RGBA { (r, b) } else { (b, r) };
     let lo01 = _mm256_unpacklo_epi8(c0, g); // 0-7 | 16-23
@@ -387,6 +396,31 @@ fn yuv32_avx2<const RGBA: bool>(
     st32(d, 4 * i + 32, _mm256_permute2x128_si256::<0x20>(o2, o3));
     st32(d, 4 * i + 64, _mm256_permute2x128_si256::<0x31>(o0, o1));
     st32(d, 4 * i + 96, _mm256_permute2x128_si256::<0x31>(o2, o3));
+}
+
+/// R, G, B (i16, after the final shift) of 16 pixels whose chroma is given
+/// per pixel: `y` raw Y as i16, `u`, `v` as `(U - 128) << 8`.
+#[target_feature(enable = "avx2,ssse3,sse4.1")]
+#[inline]
+fn rgb16_avx2(y: __m256i, u: __m256i, v: __m256i, k: &YuvToRgbK) -> [__m256i; 3] {
+    let yc = _mm256_add_epi16(
+        _mm256_mulhrs_epi16(
+            _mm256_slli_epi16::<7>(_mm256_sub_epi16(y, _mm256_set1_epi16(k.y_off))),
+            _mm256_set1_epi16(k.cy),
+        ),
+        _mm256_set1_epi16(32),
+    );
+    let rv = _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.crv));
+    let gc = _mm256_adds_epi16(
+        _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cgu)),
+        _mm256_mulhrs_epi16(v, _mm256_set1_epi16(k.cgv)),
+    );
+    let bu = _mm256_mulhrs_epi16(u, _mm256_set1_epi16(k.cbu));
+    [
+        _mm256_srai_epi16::<6>(_mm256_adds_epi16(yc, rv)),
+        _mm256_srai_epi16::<6>(_mm256_subs_epi16(yc, gc)),
+        _mm256_srai_epi16::<6>(_mm256_adds_epi16(yc, bu)),
+    ]
 }
 
 fn i420_sse(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
@@ -404,19 +438,24 @@ fn i420_sse(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: boo
 fn i420_sse_t<const RGBA: bool>(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let w = d.len() / 4;
     let z = _mm_setzero_si128();
+    // Fixed-size chunks: the bounds are known, no checks in the loop.
+    let chunks = y[..w]
+        .chunks_exact(16)
+        .zip(u.chunks_exact(8).zip(v.chunks_exact(8)))
+        .zip(d.chunks_exact_mut(64));
     let mut i = 0;
-    while i + 16 <= w {
-        let yy = ld16(y, i);
-        let uu = _mm_cvtepu8_epi16(ld8(u, i / 2));
-        let vv = _mm_cvtepu8_epi16(ld8(v, i / 2));
+    for ((yc, (uc, vc)), dc) in chunks {
+        let yy = ld16(yc, 0);
+        let uu = _mm_cvtepu8_epi16(ld8(uc, 0));
+        let vv = _mm_cvtepu8_epi16(ld8(vc, 0));
         yuv16_sse::<RGBA>(
             _mm_unpacklo_epi8(yy, z),
             _mm_unpackhi_epi8(yy, z),
             uu,
             vv,
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 16;
     }
@@ -438,19 +477,23 @@ fn i420_avx2(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bo
 fn i420_avx2_t<const RGBA: bool>(y: &[u8], u: &[u8], v: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let w = d.len() / 4;
     let z = _mm256_setzero_si256();
+    let chunks = y[..w]
+        .chunks_exact(32)
+        .zip(u.chunks_exact(16).zip(v.chunks_exact(16)))
+        .zip(d.chunks_exact_mut(128));
     let mut i = 0;
-    while i + 32 <= w {
-        let yy = ld32(y, i);
-        let uu = _mm256_cvtepu8_epi16(ld16(u, i / 2));
-        let vv = _mm256_cvtepu8_epi16(ld16(v, i / 2));
+    for ((yc, (uc, vc)), dc) in chunks {
+        let yy = ld32(yc, 0);
+        let uu = _mm256_cvtepu8_epi16(ld16(uc, 0));
+        let vv = _mm256_cvtepu8_epi16(ld16(vc, 0));
         yuv32_avx2::<RGBA>(
             _mm256_unpacklo_epi8(yy, z),
             _mm256_unpackhi_epi8(yy, z),
             uu,
             vv,
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 32;
     }
@@ -473,18 +516,22 @@ fn nv12_sse_t<const RGBA: bool>(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgbK
     let w = d.len() / 4;
     let z = _mm_setzero_si128();
     let lo = _mm_set1_epi16(0xFF);
+    let chunks = y[..w]
+        .chunks_exact(16)
+        .zip(uv.chunks_exact(16))
+        .zip(d.chunks_exact_mut(64));
     let mut i = 0;
-    while i + 16 <= w {
-        let yy = ld16(y, i);
-        let c = ld16(uv, i);
+    for ((yc, cc), dc) in chunks {
+        let yy = ld16(yc, 0);
+        let c = ld16(cc, 0);
         yuv16_sse::<RGBA>(
             _mm_unpacklo_epi8(yy, z),
             _mm_unpackhi_epi8(yy, z),
             _mm_and_si128(c, lo),
             _mm_srli_epi16::<8>(c),
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 16;
     }
@@ -507,18 +554,22 @@ fn nv12_avx2_t<const RGBA: bool>(y: &[u8], uv: &[u8], d: &mut [u8], k: &YuvToRgb
     let w = d.len() / 4;
     let z = _mm256_setzero_si256();
     let lo = _mm256_set1_epi16(0xFF);
+    let chunks = y[..w]
+        .chunks_exact(32)
+        .zip(uv.chunks_exact(32))
+        .zip(d.chunks_exact_mut(128));
     let mut i = 0;
-    while i + 32 <= w {
-        let yy = ld32(y, i);
-        let c = ld32(uv, i);
+    for ((yc, cc), dc) in chunks {
+        let yy = ld32(yc, 0);
+        let c = ld32(cc, 0);
         yuv32_avx2::<RGBA>(
             _mm256_unpacklo_epi8(yy, z),
             _mm256_unpackhi_epi8(yy, z),
             _mm256_and_si256(c, lo),
             _mm256_srli_epi16::<8>(c),
             k,
-            d,
-            i,
+            dc,
+            0,
         );
         i += 32;
     }
@@ -542,14 +593,14 @@ fn yuy2_sse_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let lo8 = _mm_set1_epi16(0xFF);
     let lo16 = _mm_set1_epi32(0xFFFF);
     let mut i = 0;
-    while i + 16 <= w {
-        let a = ld16(s, 2 * i);
-        let b = ld16(s, 2 * i + 16);
+    for (sc, dc) in s[..2 * w].chunks_exact(32).zip(d.chunks_exact_mut(64)) {
+        let a = ld16(sc, 0);
+        let b = ld16(sc, 16);
         let ca = _mm_srli_epi16::<8>(a);
         let cb = _mm_srli_epi16::<8>(b);
         let u = _mm_packus_epi32(_mm_and_si128(ca, lo16), _mm_and_si128(cb, lo16));
         let v = _mm_packus_epi32(_mm_srli_epi32::<16>(ca), _mm_srli_epi32::<16>(cb));
-        yuv16_sse::<RGBA>(_mm_and_si128(a, lo8), _mm_and_si128(b, lo8), u, v, k, d, i);
+        yuv16_sse::<RGBA>(_mm_and_si128(a, lo8), _mm_and_si128(b, lo8), u, v, k, dc, 0);
         i += 16;
     }
     yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);
@@ -570,26 +621,41 @@ fn yuy2_avx2(s: &[u8], d: &mut [u8], k: &YuvToRgbK, rgba: bool) {
 fn yuy2_avx2_t<const RGBA: bool>(s: &[u8], d: &mut [u8], k: &YuvToRgbK) {
     let w = d.len() / 4;
     let lo8 = _mm256_set1_epi16(0xFF);
-    let lo16 = _mm256_set1_epi32(0xFFFF);
+    let bias = _mm256_set1_epi16(i16::MIN);
+    // Per 128-bit lane (8 pixels: Y0 U0 Y1 V0 ...): U (or V) of each pixel
+    // into the high byte of its 16-bit lane, i.e. U << 8, already duplicated
+    // for the two pixels of a pair.
+    let z = -128i8;
+    #[rustfmt::skip]
+    let mu = _mm256_setr_epi8(
+        z, 1, z, 1, z, 5, z, 5, z, 9, z, 9, z, 13, z, 13,
+        z, 1, z, 1, z, 5, z, 5, z, 9, z, 9, z, 13, z, 13,
+    );
+    #[rustfmt::skip]
+    let mv = _mm256_setr_epi8(
+        z, 3, z, 3, z, 7, z, 7, z, 11, z, 11, z, 15, z, 15,
+        z, 3, z, 3, z, 7, z, 7, z, 11, z, 11, z, 15, z, 15,
+    );
     let mut i = 0;
-    while i + 32 <= w {
-        let a = ld32(s, 2 * i); // pixels 0-15
-        let b = ld32(s, 2 * i + 32); // pixels 16-31
-        let ya = _mm256_and_si256(a, lo8); // 0-7 | 8-15
-        let yb = _mm256_and_si256(b, lo8); // 16-23 | 24-31
-        let ylo = _mm256_permute2x128_si256::<0x20>(ya, yb);
-        let yhi = _mm256_permute2x128_si256::<0x31>(ya, yb);
-        let ca = _mm256_srli_epi16::<8>(a);
-        let cb = _mm256_srli_epi16::<8>(b);
-        let u = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
-            _mm256_and_si256(ca, lo16),
-            _mm256_and_si256(cb, lo16),
-        ));
-        let v = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi32(
-            _mm256_srli_epi32::<16>(ca),
-            _mm256_srli_epi32::<16>(cb),
-        ));
-        yuv32_avx2::<RGBA>(ylo, yhi, u, v, k, d, i);
+    for (sc, dc) in s[..2 * w].chunks_exact(64).zip(d.chunks_exact_mut(128)) {
+        let a = ld32(sc, 0); // pixels 0-7 | 8-15
+        let b = ld32(sc, 32); // pixels 16-23 | 24-31
+        let [ra, ga, ba] = rgb16_avx2(
+            _mm256_and_si256(a, lo8),
+            _mm256_xor_si256(_mm256_shuffle_epi8(a, mu), bias),
+            _mm256_xor_si256(_mm256_shuffle_epi8(a, mv), bias),
+            k,
+        );
+        let [rb, gb, bb] = rgb16_avx2(
+            _mm256_and_si256(b, lo8),
+            _mm256_xor_si256(_mm256_shuffle_epi8(b, mu), bias),
+            _mm256_xor_si256(_mm256_shuffle_epi8(b, mv), bias),
+            k,
+        );
+        // packus: 0-7 16-23 | 8-15 24-31 (qwords); 0xD8 orders them.
+        let pack =
+            |x: __m256i, y: __m256i| _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(x, y));
+        store32_avx2::<RGBA>(pack(ra, rb), pack(ga, gb), pack(ba, bb), dc, 0);
         i += 32;
     }
     yuy2_scalar(&s[2 * i..], &mut d[4 * i..], k, RGBA);

@@ -52,6 +52,23 @@ pub struct wrd_capture_options {
     /// For fd < 0: the daemon's socket name or path; NULL for the default
     /// (`PIPEWIRE_REMOTE`, else `pipewire-0` in `XDG_RUNTIME_DIR`). Copied.
     pub remote: *const c_char,
+    /// Non-zero: in default-daemon mode (fd -1), reconnect when the daemon
+    /// goes away, with exponential backoff, and re-add the streams by node
+    /// name (`WRD_EVENT_RECONNECTING`, `WRD_EVENT_RECONNECTED`); after
+    /// `reconnect_max_attempts` failures in a row it gives up with a
+    /// `WRD_EVENT_ERROR` (`WRD_ERR_CONNECTION_LOST`). Ignored with a portal
+    /// fd, which cannot be reused: bring a new one.
+    pub reconnect: u32,
+    /// First delay (default 100 ms), doubled up to `reconnect_max_delay_ms`
+    /// (default 2000 ms).
+    pub reconnect_initial_delay_ms: u32,
+    pub reconnect_max_delay_ms: u32,
+    /// Default 8.
+    pub reconnect_max_attempts: u32,
+    /// Bytes of producer buffers the caller may hold across all streams
+    /// (frames kept with `wrd_frame_ref` or queued); past it new frames are
+    /// dropped and counted as `WRD_DROP_BUDGET`. 0: no budget.
+    pub memory_budget: usize,
 }
 
 /// Fill `opts` with the defaults. Any thread.
@@ -73,6 +90,11 @@ pub extern "C" fn wrd_capture_options_init(opts: *mut wrd_capture_options) -> wr
                 negotiation_timeout_ms: d.negotiation_timeout.as_millis() as u32,
                 connect_timeout_ms: d.connect_timeout.as_millis() as u32,
                 remote: std::ptr::null(),
+                reconnect: 0,
+                reconnect_initial_delay_ms: 100,
+                reconnect_max_delay_ms: 2000,
+                reconnect_max_attempts: 8,
+                memory_budget: 0,
             });
         }
         wrd_status::WRD_OK
@@ -102,6 +124,26 @@ fn options_from(p: *const wrd_capture_options) -> Result<CaptureOptions, wrd_sta
     if c.connect_timeout_ms > 0 {
         o.connect_timeout = Duration::from_millis(c.connect_timeout_ms.into());
     }
+    if c.reconnect != 0 {
+        let d = crate::capture::ReconnectPolicy::default();
+        let ms = |v: u32, dflt: Duration| {
+            if v == 0 {
+                dflt
+            } else {
+                Duration::from_millis(v.into())
+            }
+        };
+        o.reconnect = Some(crate::capture::ReconnectPolicy {
+            initial_delay: ms(c.reconnect_initial_delay_ms, d.initial_delay),
+            max_delay: ms(c.reconnect_max_delay_ms, d.max_delay),
+            max_attempts: if c.reconnect_max_attempts == 0 {
+                d.max_attempts
+            } else {
+                c.reconnect_max_attempts
+            },
+        });
+    }
+    o.memory_budget = c.memory_budget;
     if !c.remote.is_null() {
         // SAFETY: non-NULL, NUL-terminated per the contract.
         let s = unsafe { CStr::from_ptr(c.remote) };
@@ -216,5 +258,45 @@ pub extern "C" fn wrd_capture_get_versions(
 pub extern "C" fn wrd_capture_is_connected(cap: *const wrd_capture) -> bool {
     ffi_panic_boundary! {
         capture_from(cap).map(|h| h.capture.is_connected()).unwrap_or(false)
+    }
+}
+
+/// What the running PipeWire allows, from the client library's and the
+/// daemon's versions (the library is built once and gates newer behaviour
+/// at run time).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct wrd_features {
+    /// Explicit sync (SyncTimeline meta and SyncObj datas) is negotiated with
+    /// DMA-BUF producers: the client library and the daemon are >= 1.2.0.
+    pub explicit_sync: u32,
+    /// The client library is newer than the daemon: streams may link and
+    /// negotiate yet get no frames (measured: 1.4.2 against 0.3.65).
+    pub library_newer_than_daemon: u32,
+}
+
+/// Fill `*out` with the features of the capture's connection. Any thread.
+#[no_mangle]
+pub extern "C" fn wrd_capture_get_features(
+    cap: *const wrd_capture,
+    out: *mut wrd_features,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        if out.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let h = match capture_from(cap) {
+            Ok(h) => h,
+            Err(s) => return s,
+        };
+        let f = h.capture.features();
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe {
+            *out = wrd_features {
+                explicit_sync: f.explicit_sync as u32,
+                library_newer_than_daemon: f.library_newer_than_daemon as u32,
+            }
+        };
+        wrd_status::WRD_OK
     }
 }

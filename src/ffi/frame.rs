@@ -118,6 +118,16 @@ pub struct wrd_frame_info {
     /// 1 limited, 2 full) the producer stated.
     pub color_matrix: u32,
     pub color_range: u32,
+    /// Explicit sync (PipeWire >= 1.2 producers): non-zero when set. Wait
+    /// for `acquire_point` on the timeline syncobj `acquire_fd` before
+    /// reading; the library signals `release_point` on `release_fd` when
+    /// the frame is released (or dropped by the library). Fds owned by the
+    /// frame.
+    pub has_sync: u32,
+    pub acquire_fd: c_int,
+    pub acquire_point: u64,
+    pub release_fd: c_int,
+    pub release_point: u64,
 }
 
 pub(crate) fn frame_handle_new(f: Frame) -> *mut wrd_frame {
@@ -228,6 +238,11 @@ pub extern "C" fn wrd_frame_get_info(
             },
             color_matrix: d.matrix as u32,
             color_range: d.range as u32,
+            has_sync: d.sync.is_some() as u32,
+            acquire_fd: d.sync.map(|s| s.acquire_fd).unwrap_or(-1),
+            acquire_point: d.sync.map(|s| s.acquire_point).unwrap_or(0),
+            release_fd: d.sync.map(|s| s.release_fd).unwrap_or(-1),
+            release_point: d.sync.map(|s| s.release_point).unwrap_or(0),
         };
         // SAFETY: non-NULL and writable per the contract. The pointers in
         // `info` point into `f`'s data, which lives as long as the caller's
@@ -280,37 +295,6 @@ pub extern "C" fn wrd_frame_release(frame: *mut wrd_frame) -> wrd_status {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::format::PixelFormat;
-    use crate::frame::flags;
-
-    #[test]
-    fn c_constants_match_the_rust_values() {
-        assert_eq!(WRD_FRAME_CORRUPTED, flags::CORRUPTED);
-        assert_eq!(WRD_FRAME_CURSOR_ONLY, flags::CURSOR_ONLY);
-        assert_eq!(WRD_FRAME_DAMAGE_CLIPPED, flags::DAMAGE_CLIPPED);
-        assert_eq!(WRD_FRAME_FULL_DAMAGE, flags::FULL_DAMAGE);
-        assert_eq!(WRD_FRAME_DAMAGE_ACCUMULATED, flags::DAMAGE_ACCUMULATED);
-        let c = [
-            WRD_FORMAT_BGRX,
-            WRD_FORMAT_BGRA,
-            WRD_FORMAT_RGBX,
-            WRD_FORMAT_RGBA,
-            WRD_FORMAT_RGB,
-            WRD_FORMAT_BGR,
-            WRD_FORMAT_NV12,
-            WRD_FORMAT_I420,
-            WRD_FORMAT_YUY2,
-            WRD_FORMAT_GRAY8,
-        ];
-        for (v, f) in c.iter().zip(PixelFormat::ALL) {
-            assert_eq!(*v, f as u32);
-        }
-    }
-}
-
 /// `wrd_frame_convert` flag: write only the frame's damage rectangles.
 pub const WRD_CONVERT_DAMAGE_ONLY: u32 = 1;
 
@@ -354,6 +338,68 @@ pub extern "C" fn wrd_frame_convert(
         match f.convert_into(fmt, out, dst_stride, flags & WRD_CONVERT_DAMAGE_ONLY != 0, threads as usize) {
             Ok(()) => wrd_status::WRD_OK,
             Err(e) => e.status(),
+        }
+    }
+}
+
+/// The stream importer's import of a DMA-BUF frame (its EGLImage or
+/// VkImage, imported once per PipeWire buffer), as a new reference that the
+/// caller releases with `wrd_imported_release`; the import itself lives until
+/// every reference and every frame of that buffer is gone. Returns
+/// `WRD_ERR_UNSUPPORTED` for SHM frames or streams without an importer.
+/// Any thread (EGL objects are used on the caller's context: see the
+/// importer functions).
+#[no_mangle]
+pub extern "C" fn wrd_frame_get_imported(
+    frame: *const wrd_frame,
+    out: *mut *mut crate::ffi::import::wrd_imported,
+) -> wrd_status {
+    ffi_panic_boundary! {
+        if out.is_null() {
+            return wrd_status::WRD_ERR_NULL_POINTER;
+        }
+        let f = match frame_from(frame) {
+            Ok(f) => f,
+            Err(s) => return s,
+        };
+        match f.imported() {
+            Some(i) => {
+                // SAFETY: `out` is non-NULL and writable per the contract.
+                unsafe { *out = crate::ffi::import::imported_handle_new(i.clone()) };
+                wrd_status::WRD_OK
+            }
+            None => wrd_status::WRD_ERR_UNSUPPORTED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::PixelFormat;
+    use crate::frame::flags;
+
+    #[test]
+    fn c_constants_match_the_rust_values() {
+        assert_eq!(WRD_FRAME_CORRUPTED, flags::CORRUPTED);
+        assert_eq!(WRD_FRAME_CURSOR_ONLY, flags::CURSOR_ONLY);
+        assert_eq!(WRD_FRAME_DAMAGE_CLIPPED, flags::DAMAGE_CLIPPED);
+        assert_eq!(WRD_FRAME_FULL_DAMAGE, flags::FULL_DAMAGE);
+        assert_eq!(WRD_FRAME_DAMAGE_ACCUMULATED, flags::DAMAGE_ACCUMULATED);
+        let c = [
+            WRD_FORMAT_BGRX,
+            WRD_FORMAT_BGRA,
+            WRD_FORMAT_RGBX,
+            WRD_FORMAT_RGBA,
+            WRD_FORMAT_RGB,
+            WRD_FORMAT_BGR,
+            WRD_FORMAT_NV12,
+            WRD_FORMAT_I420,
+            WRD_FORMAT_YUY2,
+            WRD_FORMAT_GRAY8,
+        ];
+        for (v, f) in c.iter().zip(PixelFormat::ALL) {
+            assert_eq!(*v, f as u32);
         }
     }
 }

@@ -12,21 +12,52 @@ use std::os::fd::BorrowedFd;
 
 use drm_fourcc::DrmFourcc;
 
+use std::sync::Arc;
+
 use crate::dmabuf::{Dmabuf, DmabufPlane, MAX_PLANES};
 use crate::error::{wrd_status, Error, Result};
+use crate::ffi::handles::HandleTable;
 use crate::format::PixelFormat;
 use crate::import::{cpu, Imported, Importer, ReadFormat, VulkanHandles};
 
 /// A GPU importer of DMA-BUFs (opaque).
 #[allow(non_camel_case_types)]
 pub struct wrd_importer {
-    inner: Importer,
+    _private: [u8; 0],
 }
 
 /// An imported DMA-BUF (opaque): an EGLImage (and GL texture) or a VkImage.
 #[allow(non_camel_case_types)]
 pub struct wrd_imported {
-    inner: Imported,
+    _private: [u8; 0],
+}
+
+static IMPORTERS: HandleTable<Arc<Importer>> = HandleTable::new();
+static IMPORTS: HandleTable<Arc<Imported>> = HandleTable::new();
+
+/// The importer behind a handle (shared with the streams that use it).
+pub(crate) fn importer_from(
+    p: *const wrd_importer,
+) -> std::result::Result<Arc<Importer>, wrd_status> {
+    if p.is_null() {
+        return Err(wrd_status::WRD_ERR_NULL_POINTER);
+    }
+    IMPORTERS
+        .get(p as usize)
+        .ok_or(wrd_status::WRD_ERR_INVALID_STATE)
+}
+
+fn imported_from(p: *const wrd_imported) -> std::result::Result<Arc<Imported>, wrd_status> {
+    if p.is_null() {
+        return Err(wrd_status::WRD_ERR_NULL_POINTER);
+    }
+    IMPORTS
+        .get(p as usize)
+        .ok_or(wrd_status::WRD_ERR_INVALID_STATE)
+}
+
+pub(crate) fn imported_handle_new(i: Arc<Imported>) -> *mut wrd_imported {
+    IMPORTS.insert(i) as *mut wrd_imported
 }
 
 /// One plane of a DMA-BUF.
@@ -121,7 +152,7 @@ unsafe fn put_importer(r: Result<Importer>, out: *mut *mut wrd_importer) -> wrd_
     match r {
         Ok(inner) => {
             // SAFETY: `out` was checked non-NULL by the caller.
-            unsafe { *out = Box::into_raw(Box::new(wrd_importer { inner })) };
+            unsafe { *out = IMPORTERS.insert(Arc::new(inner)) as *mut wrd_importer };
             wrd_status::WRD_OK
         }
         Err(e) => e.status(),
@@ -229,18 +260,16 @@ pub unsafe extern "C" fn wrd_importer_new_vulkan(
 #[no_mangle]
 pub unsafe extern "C" fn wrd_importer_destroy(importer: *mut wrd_importer) {
     ffi_panic_boundary! {
-        if !importer.is_null() {
-            // SAFETY: `importer` came from Box::into_raw in this module and is
-            // destroyed once (caller's contract).
-            drop(unsafe { Box::from_raw(importer) });
-        }
+        // A stale or repeated handle is ignored (the table checks it).
+        drop(IMPORTERS.remove(importer as usize));
     }
 }
 
 /// Fill `formats` with the (fourcc, modifier) pairs the importer can
 /// import: `*count` is the capacity of `formats` on entry and the total
-/// number of pairs on return. `formats` may be NULL to ask the count (with
-/// `*count` 0). Any thread.
+/// number of pairs on return. To ask the count only, pass `formats` NULL and
+/// `*count` 0: the call then returns WRD_ERR_BUFFER_TOO_SMALL (or WRD_OK if
+/// the list is empty) with `*count` set. Any thread.
 ///
 /// Errors: WRD_ERR_NULL_POINTER (`importer` or `count` NULL, or `formats`
 /// NULL with `*count` > 0); WRD_ERR_BUFFER_TOO_SMALL (capacity below the
@@ -257,11 +286,15 @@ pub unsafe extern "C" fn wrd_importer_get_formats(
     count: *mut usize,
 ) -> wrd_status {
     ffi_panic_boundary! {
-        if importer.is_null() || count.is_null() {
+        if count.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
         }
-        // SAFETY: non-NULL pointers to live objects (caller's contract).
-        let (imp, cap) = unsafe { (&(*importer).inner, *count) };
+        let imp = match importer_from(importer) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        // SAFETY: non-NULL (checked above) and readable (caller's contract).
+        let cap = unsafe { *count };
         if formats.is_null() && cap > 0 {
             return wrd_status::WRD_ERR_NULL_POINTER;
         }
@@ -305,17 +338,20 @@ pub unsafe extern "C" fn wrd_import_dmabuf(
     out: *mut *mut wrd_imported,
 ) -> wrd_status {
     ffi_panic_boundary! {
-        if importer.is_null() || desc.is_null() || out.is_null() {
+        if desc.is_null() || out.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
         }
-        // SAFETY: non-NULL pointers to live objects; the fds stay open for
-        // this call (caller's contract).
-        let r = unsafe { dmabuf_from_c(&*desc) }
-            .and_then(|buf| unsafe { &(*importer).inner }.import(&buf));
+        let imp = match importer_from(importer) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        // SAFETY: non-NULL pointer to the caller's description; the fds stay
+        // open for this call (caller's contract).
+        let r = unsafe { dmabuf_from_c(&*desc) }.and_then(|buf| imp.import(&buf));
         match r {
             Ok(inner) => {
                 // SAFETY: `out` is non-NULL.
-                unsafe { *out = Box::into_raw(Box::new(wrd_imported { inner })) };
+                unsafe { *out = imported_handle_new(Arc::new(inner)) };
                 wrd_status::WRD_OK
             }
             Err(e) => e.status(),
@@ -342,7 +378,11 @@ pub unsafe extern "C" fn wrd_imported_egl_image(
             return wrd_status::WRD_ERR_NULL_POINTER;
         }
         // SAFETY: non-NULL pointer to a live import.
-        match unsafe { &(*imported).inner }.egl_image() {
+        let imp = match imported_from(imported) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        match imp.egl_image() {
             Some(img) => {
                 // SAFETY: `out` is non-NULL.
                 unsafe { *out = img };
@@ -381,8 +421,10 @@ pub unsafe extern "C" fn wrd_imported_gl_texture(
         if imported.is_null() || texture.is_null() {
             return wrd_status::WRD_ERR_NULL_POINTER;
         }
-        // SAFETY: non-NULL pointer to a live import.
-        let imp = unsafe { &(*imported).inner };
+        let imp = match imported_from(imported) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
         match imp.gl_texture() {
             Ok(t) => {
                 // SAFETY: `texture` is non-NULL; `target` is checked.
@@ -423,7 +465,11 @@ pub unsafe extern "C" fn wrd_imported_vk_image(
             return wrd_status::WRD_ERR_NULL_POINTER;
         }
         // SAFETY: non-NULL pointer to a live import.
-        match unsafe { &(*imported).inner }.vk_image() {
+        let imp = match imported_from(imported) {
+            Ok(i) => i,
+            Err(s) => return s,
+        };
+        match imp.vk_image() {
             Some((img, mem)) => {
                 // SAFETY: `image` is non-NULL; `memory` is checked.
                 unsafe {
@@ -451,10 +497,8 @@ pub unsafe extern "C" fn wrd_imported_vk_image(
 #[no_mangle]
 pub unsafe extern "C" fn wrd_imported_release(imported: *mut wrd_imported) {
     ffi_panic_boundary! {
-        if !imported.is_null() {
-            // SAFETY: came from Box::into_raw in wrd_import_dmabuf, released once.
-            drop(unsafe { Box::from_raw(imported) });
-        }
+        // A stale or repeated handle is ignored (the table checks it).
+        drop(IMPORTS.remove(imported as usize));
     }
 }
 
@@ -504,8 +548,10 @@ pub unsafe extern "C" fn wrd_dmabuf_read_pixels(
             if importer.is_null() {
                 cpu::read_linear(&buf, false, dst, dst_stride, out)
             } else {
-                // SAFETY: non-NULL pointer to a live importer.
-                unsafe { &(*importer).inner }.read_pixels(&buf, dst, dst_stride, out)
+                match importer_from(importer) {
+                    Ok(imp) => imp.read_pixels(&buf, dst, dst_stride, out),
+                    Err(_) => Err(Error::InvalidState("destroyed importer".into())),
+                }
             }
         });
         status_of(r)
@@ -577,12 +623,10 @@ mod tests {
     }
 
     unsafe fn test_importer_through_c_body() {
-        let importer = Box::into_raw(Box::new(wrd_importer {
-            inner: Importer::test(
-                vec![(DrmFourcc::Xrgb8888, vec![DRM_FORMAT_MOD_LINEAR, 7])],
-                vec![7],
-            ),
-        }));
+        let importer = IMPORTERS.insert(Arc::new(Importer::test(
+            vec![(DrmFourcc::Xrgb8888, vec![DRM_FORMAT_MOD_LINEAR, 7])],
+            vec![7],
+        ))) as *mut wrd_importer;
         let mut n = 0usize;
         assert_eq!(
             wrd_importer_get_formats(importer, std::ptr::null_mut(), &mut n),

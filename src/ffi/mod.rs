@@ -10,6 +10,8 @@
 #[macro_use]
 pub mod panic;
 pub mod capture;
+pub mod convert;
+pub mod drm;
 pub mod frame;
 pub mod handles;
 pub mod import;

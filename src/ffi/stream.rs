@@ -8,8 +8,9 @@ use parking_lot::Mutex;
 
 use crate::buffer::DROP_REASONS;
 
-// The C struct spells the count out (cbindgen cannot see Rust constants).
-const _: () = assert!(DROP_REASONS == 8 && WRD_DROP_REASONS as usize == DROP_REASONS);
+// The C struct spells its array length out (cbindgen cannot see Rust
+// constants) and keeps room for reasons added later.
+const _: () = assert!(DROP_REASONS <= 16 && WRD_DROP_REASONS as usize == DROP_REASONS);
 use crate::error::wrd_status;
 use crate::ffi::capture::{capture_from, wrd_capture};
 use crate::ffi::frame::{frame_handle_new, with_borrowed_frame, wrd_frame};
@@ -48,6 +49,17 @@ pub const WRD_EVENT_ERROR: u32 = 5;
 pub const WRD_EVENT_BAD_FRAME: u32 = 6;
 pub const WRD_EVENT_STALLED: u32 = 7;
 pub const WRD_EVENT_RESUMED: u32 = 8;
+/// A DMA-BUF import failed (`format`, `modifier`, `message`).
+pub const WRD_EVENT_IMPORT_FAILED: u32 = 9;
+/// The stream renegotiates without `format` + `modifier`.
+pub const WRD_EVENT_RENEGOTIATING: u32 = 10;
+/// The stream fell back to shared memory.
+pub const WRD_EVENT_SHM_FALLBACK: u32 = 11;
+/// The capture tries to reconnect (`attempt` in `width`, delay in ms in
+/// `modifier`; default-daemon mode with a reconnect policy).
+pub const WRD_EVENT_RECONNECTING: u32 = 12;
+/// The capture is connected again and re-adds the stream by node name.
+pub const WRD_EVENT_RECONNECTED: u32 = 13;
 
 /// Stream states (`wrd_event.state`, `wrd_stream_stats.state`).
 pub const WRD_STATE_CONNECTING: u32 = 0;
@@ -134,13 +146,38 @@ pub(crate) fn event_to_c(ev: &Event, message: &CString) -> wrd_event {
         }
         Event::Stalled => e.kind = WRD_EVENT_STALLED,
         Event::Resumed => e.kind = WRD_EVENT_RESUMED,
+        Event::ImportFailed {
+            format, modifier, ..
+        } => {
+            e.kind = WRD_EVENT_IMPORT_FAILED;
+            e.status = wrd_status::WRD_ERR_IMPORT_FAILED;
+            e.format = *format as u32;
+            e.has_modifier = 1;
+            e.modifier = *modifier;
+        }
+        Event::Renegotiating { format, modifier } => {
+            e.kind = WRD_EVENT_RENEGOTIATING;
+            e.format = *format as u32;
+            e.has_modifier = 1;
+            e.modifier = *modifier;
+        }
+        Event::ShmFallback => e.kind = WRD_EVENT_SHM_FALLBACK,
+        Event::Reconnecting { attempt, delay_ms } => {
+            e.kind = WRD_EVENT_RECONNECTING;
+            e.width = *attempt;
+            e.modifier = *delay_ms;
+        }
+        Event::Reconnected => e.kind = WRD_EVENT_RECONNECTED,
     }
     e
 }
 
 fn event_message(ev: &Event) -> CString {
     let s = match ev {
-        Event::Error { message, .. } | Event::BadFrame { message, .. } => message.clone(),
+        Event::Error { message, .. }
+        | Event::BadFrame { message, .. }
+        | Event::ImportFailed { message, .. } => message.clone(),
+        Event::ShmFallback => "falling back to shared memory".into(),
         Event::NodeGone => "the node was removed".into(),
         Event::ConnectionLost => "the connection to PipeWire is gone".into(),
         Event::Stalled => "no frame within the stall timeout".into(),
@@ -198,6 +235,14 @@ pub struct wrd_stream_config {
     pub buffers: u32,
     /// Milliseconds without frames before a `WRD_EVENT_STALLED`; 0 for never.
     pub stall_timeout_ms: u32,
+    /// An importer (may be NULL): the stream then offers the DMA-BUF
+    /// modifiers it can import (with an SHM fallback per format), imports
+    /// each new buffer once (`wrd_frame_get_imported`) and renegotiates
+    /// without a modifier whose import failed. The stream keeps its own
+    /// reference: the importer may be destroyed before the stream.
+    pub importer: *const crate::ffi::import::wrd_importer,
+    /// Import failures before the stream falls back to SHM (0: default 3).
+    pub max_import_failures: u32,
 }
 
 /// Fill `cfg` with the defaults (all formats, no callbacks, newest-only).
@@ -228,6 +273,8 @@ pub extern "C" fn wrd_stream_config_init(cfg: *mut wrd_stream_config) -> wrd_sta
                 max_held: d.max_held as u32,
                 buffers: d.buffers,
                 stall_timeout_ms: 0,
+                importer: std::ptr::null(),
+                max_import_failures: 0,
             });
         }
         wrd_status::WRD_OK
@@ -304,6 +351,12 @@ fn config_from(p: *const wrd_stream_config) -> Result<StreamConfig, wrd_status> 
         cfg.buffers = c.buffers;
     }
     cfg.stall_timeout = Duration::from_millis(c.stall_timeout_ms.into());
+    if !c.importer.is_null() {
+        cfg.importer = Some(crate::ffi::import::importer_from(c.importer)?);
+    }
+    if c.max_import_failures > 0 {
+        cfg.max_import_failures = c.max_import_failures;
+    }
     let ud = Arc::new(UserData {
         ptr: c.user_data,
         destroy: c.user_data_destroy,
@@ -523,8 +576,9 @@ pub const WRD_DROP_UNMAPPABLE: u32 = 4;
 pub const WRD_DROP_BAD_LAYOUT: u32 = 5;
 pub const WRD_DROP_BUDGET: u32 = 6;
 pub const WRD_DROP_NO_FORMAT: u32 = 7;
-/// Number of drop reasons.
-pub const WRD_DROP_REASONS: u32 = 8;
+pub const WRD_DROP_IMPORT_FAILED: u32 = 8;
+/// Number of drop reasons in use (`drops` has room for 16).
+pub const WRD_DROP_REASONS: u32 = 9;
 
 /// Buffer types (`wrd_stream_stats.buffer_type`, `wrd_frame_info.buffer_type`).
 pub const WRD_BUFFER_NONE: u32 = 0;
@@ -554,8 +608,8 @@ pub struct wrd_stream_stats {
     pub frames_delivered: u64,
     /// Sum of `drops`.
     pub frames_dropped: u64,
-    /// Drops by `WRD_DROP_*` reason.
-    pub drops: [u64; 8],
+    /// Drops by `WRD_DROP_*` reason (entries past `WRD_DROP_REASONS` are 0).
+    pub drops: [u64; 16],
     /// Frames held by the caller now (refs plus queued), and the most ever.
     pub held_now: u64,
     pub held_max: u64,
@@ -564,6 +618,9 @@ pub struct wrd_stream_stats {
     /// Buffers whose memfd was not sealed against shrinking.
     pub unsealed_buffers: u64,
     pub format_changes: u64,
+    /// Explicit sync: release points signalled, and signalling failures.
+    pub releases_signalled: u64,
+    pub release_failures: u64,
     /// Status of the last error event (`WRD_OK` if none).
     pub last_error: wrd_status,
 }
@@ -598,12 +655,18 @@ pub extern "C" fn wrd_stream_get_stats(
                     fps: st.fps,
                     frames_delivered: st.frames_delivered,
                     frames_dropped: st.dropped(),
-                    drops: st.drops,
+                    drops: {
+                        let mut d = [0u64; 16];
+                        d[..DROP_REASONS].copy_from_slice(&st.drops);
+                        d
+                    },
                     held_now: st.held_now,
                     held_max: st.held_max,
                     bad_metas: st.bad_metas,
                     unsealed_buffers: st.unsealed_buffers,
                     format_changes: st.format_changes,
+                    releases_signalled: st.releases_signalled,
+                    release_failures: st.release_failures,
                     last_error: st.last_error.as_ref().map(|e| e.0).unwrap_or(wrd_status::WRD_OK),
                 };
                 // SAFETY: non-NULL and writable per the contract.

@@ -50,6 +50,7 @@ const EGL_LINUX_DMA_BUF_EXT: egl::Enum = 0x3270;
 const EGL_LINUX_DRM_FOURCC_EXT: EGLint = 0x3271;
 const EGL_GL_TEXTURE_2D_KHR: egl::Enum = 0x30B1;
 const EGL_GL_TEXTURE_LEVEL_KHR: EGLint = 0x30BC;
+const EGL_IMAGE_PRESERVED_KHR: EGLint = 0x30D2;
 const EGL_CONTEXT_CLIENT_VERSION: EGLint = 0x3098;
 const EGL_RENDERABLE_TYPE: EGLint = 0x3040;
 const EGL_OPENGL_ES2_BIT: EGLint = 0x0004;
@@ -234,6 +235,7 @@ struct GlState {
     target_tex: GLuint,
     target_size: (u32, u32),
     gl_exts: String,
+    gles3: bool,
 }
 
 pub(crate) struct EglShared {
@@ -418,6 +420,11 @@ impl EglShared {
                 let version = unsafe { gl.string(gl::GL_VERSION) };
                 // SAFETY: as above.
                 st.gl_exts = unsafe { gl.string(gl::GL_EXTENSIONS) };
+                st.gles3 = version
+                    .strip_prefix("OpenGL ES ")
+                    .and_then(|v| v.chars().next())
+                    .and_then(|c| c.to_digit(10))
+                    .is_some_and(|major| major >= 3);
                 if !has_ext(&st.gl_exts, "GL_OES_EGL_image") {
                     return Err(Error::Unsupported(format!(
                         "GL context ({renderer}) lacks GL_OES_EGL_image"
@@ -582,6 +589,98 @@ impl EglShared {
         Ok(image)
     }
 
+    /// An EGLImage of a GL texture holding `rgba` (for exercising the
+    /// read-back path where DMA-BUF import is unavailable).
+    pub(crate) fn image_from_rgba(&self, width: u32, height: u32, rgba: &[u8]) -> Result<EGLImage> {
+        if width == 0 || height == 0 || rgba.len() != width as usize * height as usize * 4 {
+            return Err(Error::InvalidArgument("bad size or data length".into()));
+        }
+        if !has_ext(&self.display_exts, "EGL_KHR_gl_texture_2D_image") {
+            return Err(Error::Unsupported("no EGL_KHR_gl_texture_2D_image".into()));
+        }
+        let ctx = self
+            .context
+            .ok_or_else(|| Error::Unsupported("no GL context of our own".into()))?;
+        self.with_context(|gl, _| {
+            // SAFETY: our context is current; `rgba` holds width*height*4
+            // bytes; the texture name is deleted (the image keeps its storage).
+            unsafe {
+                gl.take_error();
+                let mut tex = 0;
+                (gl.GenTextures)(1, &mut tex);
+                (gl.BindTexture)(gl::GL_TEXTURE_2D, tex);
+                (gl.TexParameteri)(gl::GL_TEXTURE_2D, gl::GL_TEXTURE_MIN_FILTER, gl::GL_NEAREST);
+                (gl.PixelStorei)(gl::GL_UNPACK_ALIGNMENT, 1);
+                (gl.TexImage2D)(
+                    gl::GL_TEXTURE_2D,
+                    0,
+                    gl::GL_RGBA8 as GLint,
+                    width as i32,
+                    height as i32,
+                    0,
+                    gl::GL_RGBA,
+                    gl::GL_UNSIGNED_BYTE,
+                    rgba.as_ptr().cast(),
+                );
+                (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
+                (gl.Finish)();
+                // EGL_IMAGE_PRESERVED_KHR: without it the texture's contents become
+                // undefined once the image exists (NVIDIA does drop them).
+                let attribs = [
+                    EGL_GL_TEXTURE_LEVEL_KHR,
+                    0,
+                    EGL_IMAGE_PRESERVED_KHR,
+                    1,
+                    EGL_NONE,
+                ];
+                let create = self.lib.create_image.expect("checked at creation");
+                let image = create(
+                    self.display.as_ptr(),
+                    ctx.as_ptr(),
+                    EGL_GL_TEXTURE_2D_KHR,
+                    tex as usize as *mut c_void,
+                    attribs.as_ptr(),
+                );
+                if !image.is_null() {
+                    // Upload again into the (now shared) storage, in case the
+                    // driver ignored EGL_IMAGE_PRESERVED_KHR.
+                    if let Some(f) = self.lib.egl.get_proc_address("glTexSubImage2D") {
+                        let sub = std::mem::transmute::<extern "system" fn(), TexSubImage2D>(f);
+                        (gl.BindTexture)(gl::GL_TEXTURE_2D, tex);
+                        sub(
+                            gl::GL_TEXTURE_2D,
+                            0,
+                            0,
+                            0,
+                            width as i32,
+                            height as i32,
+                            gl::GL_RGBA,
+                            gl::GL_UNSIGNED_BYTE,
+                            rgba.as_ptr().cast(),
+                        );
+                        (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
+                        (gl.Finish)();
+                    }
+                }
+                (gl.DeleteTextures)(1, &tex);
+                if image.is_null() {
+                    return Err(Error::ImportFailed(egl_err(
+                        self.lib,
+                        "eglCreateImageKHR(EGL_GL_TEXTURE_2D_KHR)",
+                    )));
+                }
+                let err = gl.take_error();
+                if err != gl::GL_NO_ERROR {
+                    self.destroy_image(image);
+                    return Err(Error::ImportFailed(format!(
+                        "texture upload: GL error {err:#x}"
+                    )));
+                }
+                Ok(image)
+            }
+        })
+    }
+
     fn destroy_image(&self, image: EGLImage) {
         if let Some(d) = self.lib.destroy_image {
             // SAFETY: `image` was created on this display and is destroyed once.
@@ -608,18 +707,48 @@ impl EglShared {
         out: ReadFormat,
     ) -> Result<()> {
         let (w, h) = imp.size;
-        let mut rgba = vec![0u8; w as usize * h as usize * 4];
-        self.with_context(|gl, st| {
-            // SAFETY: our context is current; every object made here is
-            // deleted before returning; `rgba` holds w*h*4 bytes, what
-            // glReadPixels(RGBA, UNSIGNED_BYTE) writes with PACK_ALIGNMENT 4.
-            unsafe { read_into(gl, st, imp, &mut rgba) }
-        })?;
         let alpha = PixelFormat::from_drm(format).is_some_and(|f| f.has_alpha());
         let row = w as usize * 4;
-        for (y, src) in rgba.chunks_exact(row).enumerate() {
-            let d = &mut dst[y * dst_stride..y * dst_stride + row];
-            cpu::rgba_row_to(src, d, out, !alpha);
+        let mut scratch = Vec::new();
+        let direct = self.with_context(|gl, st| {
+            // Straight into `dst` when GLES 3 (GL_PACK_ROW_LENGTH) is there,
+            // the stride is whole pixels, and the driver reads BGRA if asked
+            // for (GL_EXT_read_format_bgra); else tightly packed RGBA into a
+            // scratch buffer, swizzled below.
+            let bgra = has_ext(&st.gl_exts, "GL_EXT_read_format_bgra");
+            let direct =
+                st.gles3 && dst_stride.is_multiple_of(4) && (out == ReadFormat::Rgba || bgra);
+            if direct {
+                let fmt = match out {
+                    ReadFormat::Rgba => gl::GL_RGBA,
+                    ReadFormat::Bgra => gl::GL_BGRA_EXT,
+                };
+                // SAFETY: our context is current; `dst` holds at least
+                // dst_stride*(h-1) + w*4 bytes (checked by the caller), which
+                // is what glReadPixels writes with PACK_ROW_LENGTH =
+                // dst_stride/4 pixels and PACK_ALIGNMENT 4.
+                unsafe { read_into(gl, st, imp, dst, (dst_stride / 4) as GLint, fmt)? };
+            } else {
+                scratch = vec![0u8; row * h as usize];
+                // SAFETY: our context is current; `scratch` holds w*h*4
+                // bytes, what a tightly packed RGBA read writes.
+                unsafe { read_into(gl, st, imp, &mut scratch, 0, gl::GL_RGBA)? };
+            }
+            Ok(direct)
+        })?;
+        if direct {
+            if !alpha {
+                for y in 0..h as usize {
+                    for px in dst[y * dst_stride..y * dst_stride + row].chunks_exact_mut(4) {
+                        px[3] = 255;
+                    }
+                }
+            }
+        } else {
+            for (y, src) in scratch.chunks_exact(row).enumerate() {
+                let d = &mut dst[y * dst_stride..y * dst_stride + row];
+                cpu::rgba_row_to(src, d, out, !alpha);
+            }
         }
         Ok(())
     }
@@ -635,7 +764,10 @@ impl EglShared {
         self.read_imported(imp, buf.format, dst, dst_stride, out)
     }
 
-    /// Make a texture of known pixels and export it as a DMA-BUF.
+    /// Make a texture of known pixels and export it as a DMA-BUF. Tries, in
+    /// order: a `glTexImage2D` texture; an immutable `glTexStorage2D`
+    /// texture (GLES 3); the same after rendering to it once (a layout the
+    /// driver allocated as a render target). The error names each failure.
     pub(crate) fn export_texture(
         &self,
         width: u32,
@@ -655,11 +787,11 @@ impl EglShared {
                 height
             )));
         }
-        let (Some(query), Some(export)) = (self.lib.export_query, self.lib.export) else {
+        if self.lib.export_query.is_none() || self.lib.export.is_none() {
             return Err(Error::Unsupported(
                 "libEGL lacks EGL_MESA_image_dma_buf_export".into(),
             ));
-        };
+        }
         if !has_ext(&self.display_exts, "EGL_MESA_image_dma_buf_export")
             || !has_ext(&self.display_exts, "EGL_KHR_gl_texture_2D_image")
         {
@@ -668,43 +800,105 @@ impl EglShared {
                     .into(),
             ));
         }
+        let mut errors = Vec::new();
+        for strategy in [
+            ExportStrategy::Image,
+            ExportStrategy::Storage,
+            ExportStrategy::StorageRendered,
+        ] {
+            match self.export_once(strategy, width, height, format, data) {
+                Ok(d) => return Ok(d),
+                Err(e) => errors.push(format!("{strategy:?}: {e}")),
+            }
+        }
+        Err(Error::ImportFailed(format!(
+            "cannot export a GL texture as a DMA-BUF: {}",
+            errors.join("; ")
+        )))
+    }
+
+    fn export_once(
+        &self,
+        strategy: ExportStrategy,
+        width: u32,
+        height: u32,
+        format: GLenum,
+        data: &[u8],
+    ) -> Result<Dmabuf<OwnedFd>> {
+        let (query, export) = (
+            self.lib.export_query.expect("checked"),
+            self.lib.export.expect("checked"),
+        );
         let internal = match format {
             gl::GL_RED => gl::GL_R8,
             gl::GL_RG => gl::GL_RG8,
             _ => gl::GL_RGBA8,
         };
-        let ctx = self.context.expect("with_context checks it");
-        self.with_context(|gl, _| {
+        let ctx = self.context.ok_or_else(|| {
+            Error::Unsupported("this importer has no GL context of its own".into())
+        })?;
+        let tex_storage: Option<TexStorage2D> =
+            self.lib.egl.get_proc_address("glTexStorage2D").map(|f| {
+                // SAFETY: glTexStorage2D has this C signature (GLES 3.0).
+                unsafe { std::mem::transmute::<extern "system" fn(), TexStorage2D>(f) }
+            });
+        let tex_sub: Option<TexSubImage2D> =
+            self.lib.egl.get_proc_address("glTexSubImage2D").map(|f| {
+                // SAFETY: glTexSubImage2D has this C signature (GLES 2.0).
+                unsafe { std::mem::transmute::<extern "system" fn(), TexSubImage2D>(f) }
+            });
+        self.with_context(|gl, st| {
             let mut tex: GLuint = 0;
             // SAFETY: our context is current; `data` holds exactly
             // width*height*bpp bytes (checked) read with UNPACK_ALIGNMENT 1;
             // the texture and image are deleted before returning, and the
             // exported fds are owned by the returned value.
             unsafe {
+                gl.take_error();
                 (gl.GenTextures)(1, &mut tex);
                 (gl.BindTexture)(gl::GL_TEXTURE_2D, tex);
                 (gl.TexParameteri)(gl::GL_TEXTURE_2D, gl::GL_TEXTURE_MIN_FILTER, gl::GL_NEAREST);
                 (gl.TexParameteri)(gl::GL_TEXTURE_2D, gl::GL_TEXTURE_MAG_FILTER, gl::GL_NEAREST);
                 (gl.PixelStorei)(gl::GL_UNPACK_ALIGNMENT, 1);
-                (gl.TexImage2D)(
-                    gl::GL_TEXTURE_2D,
-                    0,
-                    internal as GLint,
-                    width as i32,
-                    height as i32,
-                    0,
-                    format,
-                    gl::GL_UNSIGNED_BYTE,
-                    data.as_ptr().cast(),
-                );
+                let (w, h) = (width as i32, height as i32);
+                match strategy {
+                    ExportStrategy::Image => (gl.TexImage2D)(
+                        gl::GL_TEXTURE_2D, 0, internal as GLint, w, h, 0, format,
+                        gl::GL_UNSIGNED_BYTE, data.as_ptr().cast(),
+                    ),
+                    ExportStrategy::Storage | ExportStrategy::StorageRendered => {
+                        let (Some(ts), Some(sub)) = (tex_storage, tex_sub) else {
+                            (gl.DeleteTextures)(1, &tex);
+                            return Err(Error::Unsupported("no glTexStorage2D".into()));
+                        };
+                        ts(gl::GL_TEXTURE_2D, 1, internal, w, h);
+                        if strategy == ExportStrategy::StorageRendered {
+                            if st.fbo == 0 {
+                                (gl.GenFramebuffers)(1, &mut st.fbo);
+                            }
+                            (gl.BindFramebuffer)(gl::GL_FRAMEBUFFER, st.fbo);
+                            (gl.FramebufferTexture2D)(gl::GL_FRAMEBUFFER, gl::GL_COLOR_ATTACHMENT0, gl::GL_TEXTURE_2D, tex, 0);
+                            let complete = (gl.CheckFramebufferStatus)(gl::GL_FRAMEBUFFER) == gl::GL_FRAMEBUFFER_COMPLETE;
+                            (gl.FramebufferTexture2D)(gl::GL_FRAMEBUFFER, gl::GL_COLOR_ATTACHMENT0, gl::GL_TEXTURE_2D, 0, 0);
+                            (gl.BindFramebuffer)(gl::GL_FRAMEBUFFER, 0);
+                            if !complete {
+                                (gl.DeleteTextures)(1, &tex);
+                                return Err(Error::Unsupported("texture is not renderable".into()));
+                            }
+                        }
+                        sub(gl::GL_TEXTURE_2D, 0, 0, 0, w, h, format, gl::GL_UNSIGNED_BYTE, data.as_ptr().cast());
+                    }
+                }
                 (gl.BindTexture)(gl::GL_TEXTURE_2D, 0);
                 let err = gl.take_error();
                 if err != gl::GL_NO_ERROR {
                     (gl.DeleteTextures)(1, &tex);
-                    return Err(Error::ImportFailed(format!("glTexImage2D: error {err:#x}")));
+                    return Err(Error::ImportFailed(format!("uploading the texture: GL error {err:#x}")));
                 }
                 (gl.Finish)();
-                let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_NONE];
+                // EGL_IMAGE_PRESERVED_KHR: without it the texture's contents become
+                // undefined once the image exists (NVIDIA does drop them).
+                let attribs = [EGL_GL_TEXTURE_LEVEL_KHR, 0, EGL_IMAGE_PRESERVED_KHR, 1, EGL_NONE];
                 let create = self.lib.create_image.expect("checked at creation");
                 let image = create(
                     self.display.as_ptr(),
@@ -723,47 +917,21 @@ impl EglShared {
                 let result = (|| {
                     let (mut fourcc, mut nplanes) = (0i32, 0i32);
                     let mut mods = [0u64; 4];
-                    if query(
-                        self.display.as_ptr(),
-                        image,
-                        &mut fourcc,
-                        &mut nplanes,
-                        std::ptr::null_mut(),
-                    ) == 0
-                    {
-                        return Err(Error::ImportFailed(egl_err(
-                            self.lib,
-                            "eglExportDMABUFImageQueryMESA",
-                        )));
+                    if query(self.display.as_ptr(), image, &mut fourcc, &mut nplanes, std::ptr::null_mut()) == 0 {
+                        return Err(Error::ImportFailed(egl_err(self.lib, "eglExportDMABUFImageQueryMESA")));
                     }
                     if !(1..=4).contains(&nplanes) {
                         return Err(Error::ImportFailed(format!("export has {nplanes} planes")));
                     }
-                    if query(
-                        self.display.as_ptr(),
-                        image,
-                        &mut fourcc,
-                        &mut nplanes,
-                        mods.as_mut_ptr(),
-                    ) == 0
-                    {
-                        return Err(Error::ImportFailed(egl_err(
-                            self.lib,
-                            "eglExportDMABUFImageQueryMESA",
-                        )));
+                    if query(self.display.as_ptr(), image, &mut fourcc, &mut nplanes, mods.as_mut_ptr()) == 0 {
+                        return Err(Error::ImportFailed(egl_err(self.lib, "eglExportDMABUFImageQueryMESA")));
                     }
                     let (mut fds, mut strides, mut offsets) = ([-1i32; 4], [0i32; 4], [0i32; 4]);
-                    if export(
-                        self.display.as_ptr(),
-                        image,
-                        fds.as_mut_ptr(),
-                        strides.as_mut_ptr(),
-                        offsets.as_mut_ptr(),
-                    ) == 0
-                    {
-                        return Err(Error::ImportFailed(egl_err(
-                            self.lib,
-                            "eglExportDMABUFImageMESA",
+                    if export(self.display.as_ptr(), image, fds.as_mut_ptr(), strides.as_mut_ptr(), offsets.as_mut_ptr()) == 0 {
+                        return Err(Error::ImportFailed(format!(
+                            "{} (query said fourcc {fourcc:#x}, {nplanes} plane(s), modifier {:#x})",
+                            egl_err(self.lib, "eglExportDMABUFImageMESA"),
+                            mods[0]
                         )));
                     }
                     let format = DrmFourcc::try_from(fourcc as u32).map_err(|_| {
@@ -782,19 +950,9 @@ impl EglShared {
                         } else {
                             return Err(Error::ImportFailed("export gave no fd".into()));
                         };
-                        planes.push(DmabufPlane {
-                            fd,
-                            offset: offsets[i] as u32,
-                            stride: strides[i] as u32,
-                        });
+                        planes.push(DmabufPlane { fd, offset: offsets[i] as u32, stride: strides[i] as u32 });
                     }
-                    Ok(Dmabuf {
-                        width,
-                        height,
-                        format,
-                        modifier: mods[0],
-                        planes,
-                    })
+                    Ok(Dmabuf { width, height, format, modifier: mods[0], planes })
                 })();
                 self.destroy_image(image);
                 (gl.DeleteTextures)(1, &tex);
@@ -803,6 +961,17 @@ impl EglShared {
         })
     }
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExportStrategy {
+    Image,
+    Storage,
+    StorageRendered,
+}
+
+type TexStorage2D = unsafe extern "system" fn(GLenum, i32, GLenum, i32, i32);
+type TexSubImage2D =
+    unsafe extern "system" fn(GLenum, GLint, GLint, GLint, i32, i32, GLenum, GLenum, *const c_void);
 
 impl Drop for EglShared {
     fn drop(&mut self) {
@@ -864,7 +1033,11 @@ fn enumerate_devices(lib: &EglLib) -> std::result::Result<Vec<DeviceInfo>, Strin
         .enumerate()
         .map(|(i, d)| {
             let exts = string(d, EGL_EXTENSIONS);
-            let node = string(d, EGL_DRM_DEVICE_FILE_EXT);
+            let node = if has_ext(&exts, "EGL_EXT_device_drm") {
+                string(d, EGL_DRM_DEVICE_FILE_EXT)
+            } else {
+                String::new()
+            };
             let name = if node.is_empty() {
                 "no DRM node".into()
             } else {
@@ -1041,7 +1214,14 @@ unsafe fn compile(gl: &Gl, kind: GLenum, src: &CStr) -> Result<GLuint> {
 
 /// # Safety
 /// Our context must be current, `rgba` must hold width*height*4 bytes.
-unsafe fn read_into(gl: &Gl, st: &mut GlState, imp: &EglImported, rgba: &mut [u8]) -> Result<()> {
+unsafe fn read_into(
+    gl: &Gl,
+    st: &mut GlState,
+    imp: &EglImported,
+    out: &mut [u8],
+    row_length: GLint,
+    format: GLenum,
+) -> Result<()> {
     let (w, h) = imp.size;
     // SAFETY: forwarded from the caller: our context is current and `rgba`
     // is large enough for the read.
@@ -1083,15 +1263,22 @@ unsafe fn read_into(gl: &Gl, st: &mut GlState, imp: &EglImported, rgba: &mut [u8
             if !direct {
                 draw_external(gl, st, imp, tex)?;
             }
+            if row_length != 0 {
+                // GLES 3 only (the caller checked).
+                (gl.PixelStorei)(gl::GL_PACK_ROW_LENGTH, row_length);
+            }
             (gl.ReadPixels)(
                 0,
                 0,
                 w as i32,
                 h as i32,
-                gl::GL_RGBA,
+                format,
                 gl::GL_UNSIGNED_BYTE,
-                rgba.as_mut_ptr().cast(),
+                out.as_mut_ptr().cast(),
             );
+            if row_length != 0 {
+                (gl.PixelStorei)(gl::GL_PACK_ROW_LENGTH, 0);
+            }
             let err = gl.take_error();
             if err != gl::GL_NO_ERROR {
                 return Err(Error::ImportFailed(format!("glReadPixels: error {err:#x}")));
@@ -1257,6 +1444,26 @@ impl EglImported {
             size: (buf.width, buf.height),
             texture: Mutex::new(None),
         })
+    }
+
+    /// Wrap an image of ours (from [`EglShared::image_from_rgba`]).
+    pub(crate) fn from_image(
+        shared: &Arc<EglShared>,
+        image: EGLImage,
+        size: (u32, u32),
+        external: bool,
+    ) -> Self {
+        EglImported {
+            shared: shared.clone(),
+            image,
+            target: if external {
+                gl::GL_TEXTURE_EXTERNAL_OES
+            } else {
+                gl::GL_TEXTURE_2D
+            },
+            size,
+            texture: Mutex::new(None),
+        }
     }
 
     pub(crate) fn shared(&self) -> &Arc<EglShared> {

@@ -349,6 +349,40 @@ impl Importer {
         }
     }
 
+    /// For validation only (EGL): an [`Imported`] whose `EGLImage` comes from
+    /// a GL texture holding `rgba` instead of from a DMA-BUF, read back as
+    /// `GL_TEXTURE_2D` or, with `external`, through the
+    /// `GL_TEXTURE_EXTERNAL_OES` draw path. It exercises everything after
+    /// `eglCreateImageKHR(EGL_LINUX_DMA_BUF_EXT)` on drivers that cannot
+    /// import DMA-BUFs (NVIDIA without nvidia-drm). Labelled ABGR8888.
+    #[doc(hidden)]
+    pub fn debug_import_rgba_texture(
+        &self,
+        width: u32,
+        height: u32,
+        rgba: &[u8],
+        external: bool,
+    ) -> Result<Imported> {
+        match &self.backend {
+            Backend::Egl(s) => {
+                let image = s.image_from_rgba(width, height, rgba)?;
+                Ok(Imported {
+                    width,
+                    height,
+                    format: DrmFourcc::Abgr8888,
+                    modifier: DRM_FORMAT_MOD_INVALID,
+                    inner: ImportedInner::Egl(egl::EglImported::from_image(
+                        s,
+                        image,
+                        (width, height),
+                        external,
+                    )),
+                })
+            }
+            _ => Err(Error::Unsupported("needs an EGL importer".into())),
+        }
+    }
+
     /// The raw `EGLDisplay` of an EGL importer.
     pub fn egl_display(&self) -> Option<*mut std::ffi::c_void> {
         match &self.backend {

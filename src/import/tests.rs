@@ -513,3 +513,11 @@ fn modifier_names() {
     assert_eq!(modifier_name(DRM_FORMAT_MOD_INVALID), "INVALID (implicit)");
     assert!(modifier_name(0x0300_0000_0060_6014).starts_with("NVIDIA"));
 }
+
+#[test]
+fn importer_and_imported_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Importer>();
+    check::<Imported>();
+    check::<ImportCache>();
+}

@@ -182,6 +182,12 @@ pub fn assert_records(recs: &[Record], fmt: PixelFormat, w: u32, h: u32, stream:
                     "{fmt} damage of frame {}",
                     r.seq
                 );
+            } else if r.flags & wrd_capture::frame::flags::FULL_DAMAGE != 0 {
+                assert_eq!(
+                    r.damage,
+                    vec![Region::full(w, h)],
+                    "full damage after a gap"
+                );
             } else {
                 for k in p.seq + 1..=r.seq {
                     for d in pattern::damage(fmt, w, h, k) {
@@ -215,6 +221,36 @@ pub fn assert_records(recs: &[Record], fmt: PixelFormat, w: u32, h: u32, stream:
         }
         prev = Some(r);
     }
+}
+
+/// Write one frame of `videotestsrc pattern=checkers-8` in `fmt` to a file
+/// in `dir` (GStreamer's default layout: rows padded to 4 bytes): the
+/// reference that frames from a GStreamer producer must match.
+pub fn gst_reference(
+    fmt: PixelFormat,
+    w: u32,
+    h: u32,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let file = dir.join(format!("ref-{}-{w}x{h}.raw", fmt.name()));
+    let st = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=1",
+            "pattern=checkers-8",
+            "!",
+        ])
+        .arg(format!(
+            "video/x-raw,format={},width={w},height={h}",
+            fmt.name()
+        ))
+        .args(["!", "filesink"])
+        .arg(format!("location={}", file.display()))
+        .status()
+        .expect("gst-launch-1.0 (install gstreamer1.0-tools)");
+    assert!(st.success());
+    file
 }
 
 /// Keep the stream alive while collecting.

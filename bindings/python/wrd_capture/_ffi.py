@@ -55,6 +55,11 @@ EVENT_ERROR = 5
 EVENT_BAD_FRAME = 6
 EVENT_STALLED = 7
 EVENT_RESUMED = 8
+EVENT_IMPORT_FAILED = 9
+EVENT_RENEGOTIATING = 10
+EVENT_SHM_FALLBACK = 11
+EVENT_RECONNECTING = 12
+EVENT_RECONNECTED = 13
 EVENT_NAMES = {
     1: "state_changed",
     2: "format_changed",
@@ -64,6 +69,11 @@ EVENT_NAMES = {
     6: "bad_frame",
     7: "stalled",
     8: "resumed",
+    9: "import_failed",
+    10: "renegotiating",
+    11: "shm_fallback",
+    12: "reconnecting",
+    13: "reconnected",
 }
 
 STATE_NAMES = {0: "connecting", 1: "paused", 2: "streaming", 3: "error", 4: "closed"}
@@ -71,7 +81,9 @@ STATE_NAMES = {0: "connecting", 1: "paused", 2: "streaming", 3: "error", 4: "clo
 QUEUE_NEWEST_ONLY = 0
 QUEUE_BOUNDED = 1
 
-DROP_REASONS = 8
+DROP_REASONS = 9
+# wrd_stream_stats.drops has room for reasons added later.
+DROP_SLOTS = 16
 DROP_NAMES = [
     "superseded",
     "held_limit",
@@ -81,6 +93,7 @@ DROP_NAMES = [
     "bad_layout",
     "budget",
     "no_format",
+    "import_failed",
 ]
 
 BUFFER_NAMES = {0: "none", 1: "memfd", 2: "memptr", 3: "dmabuf"}
@@ -122,6 +135,11 @@ class wrd_capture_options(Structure):
         ("negotiation_timeout_ms", c_uint32),
         ("connect_timeout_ms", c_uint32),
         ("remote", c_char_p),
+        ("reconnect", c_uint32),
+        ("reconnect_initial_delay_ms", c_uint32),
+        ("reconnect_max_delay_ms", c_uint32),
+        ("reconnect_max_attempts", c_uint32),
+        ("memory_budget", c_size_t),
     ]
 
 
@@ -184,6 +202,11 @@ class wrd_frame_info(Structure):
         ("cursor", wrd_cursor),
         ("color_matrix", c_uint32),
         ("color_range", c_uint32),
+        ("has_sync", c_uint32),
+        ("acquire_fd", c_int),
+        ("acquire_point", c_uint64),
+        ("release_fd", c_int),
+        ("release_point", c_uint64),
     ]
 
 
@@ -227,6 +250,8 @@ class wrd_stream_config(Structure):
         ("max_held", c_uint32),
         ("buffers", c_uint32),
         ("stall_timeout_ms", c_uint32),
+        ("importer", c_void_p),
+        ("max_import_failures", c_uint32),
     ]
 
 
@@ -244,12 +269,14 @@ class wrd_stream_stats(Structure):
         ("fps", c_double),
         ("frames_delivered", c_uint64),
         ("frames_dropped", c_uint64),
-        ("drops", c_uint64 * DROP_REASONS),
+        ("drops", c_uint64 * DROP_SLOTS),
         ("held_now", c_uint64),
         ("held_max", c_uint64),
         ("bad_metas", c_uint64),
         ("unsealed_buffers", c_uint64),
         ("format_changes", c_uint64),
+        ("releases_signalled", c_uint64),
+        ("release_failures", c_uint64),
         ("last_error", c_status),
     ]
 

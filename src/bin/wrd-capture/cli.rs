@@ -409,4 +409,5 @@ pub const DROP_REASONS: [DropReason; wrd_capture::buffer::DROP_REASONS] = [
     DropReason::BadLayout,
     DropReason::Budget,
     DropReason::NoFormat,
+    DropReason::ImportFailed,
 ];

@@ -2,6 +2,8 @@
 //! (for validation and for end-to-end tests through a PipeWire daemon), and
 //! pixel comparison.
 
+pub mod cuda;
+
 use std::os::fd::OwnedFd;
 
 use wrd_capture::dmabuf::Dmabuf;
@@ -69,14 +71,12 @@ pub fn expected(rgba: &[u8], out: ReadFormat, swap_rb: bool, opaque: bool) -> Ve
         .collect()
 }
 
+/// The first differing pixel: (x, y, got, want).
+pub type FirstDiff = Option<(u32, u32, [u8; 4], [u8; 4])>;
+
 /// Compare two tightly packed 4-byte images: (pixels differing by more than
 /// `tol` in some channel, largest channel difference, first bad pixel).
-pub fn compare(
-    got: &[u8],
-    want: &[u8],
-    width: u32,
-    tol: u8,
-) -> (usize, u8, Option<(u32, u32, [u8; 4], [u8; 4])>) {
+pub fn compare(got: &[u8], want: &[u8], width: u32, tol: u8) -> (usize, u8, FirstDiff) {
     let mut bad = 0;
     let mut max = 0u8;
     let mut first = None;

@@ -2,6 +2,7 @@
 //! PipeWire ([`Sandbox`]) and the `wrd-testsrc` producer process
 //! ([`Producer`]).
 
+pub mod dmabuf;
 pub mod pattern;
 pub mod sandbox;
 pub mod spa;

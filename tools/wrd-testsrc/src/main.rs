@@ -21,13 +21,12 @@ use libspa::param::format::{MediaSubtype, MediaType};
 use libspa::param::format_utils::parse_format;
 use libspa::param::video::VideoInfoRaw;
 use libspa::pod::{Pod, Property, Value};
-use libspa::utils::{Fraction, Rectangle};
 use libspa_sys as spa_sys;
 use pipewire as pw;
 use pipewire_sys as pw_sys;
 use pw::stream::{StreamFlags, StreamRef, StreamState};
 use wrd_capture::{PixelFormat, PlaneLayout};
-use wrd_testsrc::{pattern, spa};
+use wrd_testsrc::{dmabuf, pattern, spa};
 
 const USAGE: &str = "\
 usage: wrd-testsrc [options]
@@ -45,6 +44,12 @@ usage: wrd-testsrc [options]
   --one-block         all planes in one data block (default: one per plane)
   --stride-align N    align row strides to N bytes (power of two, default 4)
   --buffers N         preferred number of buffers (default 4)
+  --modifiers M[,M..] offer DMA-BUF with these DRM modifiers (0xHEX, decimal,
+                      linear, invalid) as a MANDATORY|DONT_FIXATE choice, then
+                      SHM; fixate on the first one that can be allocated
+  --alloc-modifiers M[,M..]  the modifiers that can be allocated (default: all)
+  --dmabuf-only       with --modifiers: no SHM EnumFormat
+  --shm-only          no modifiers, SHM only (the default)
 stdout: `node <index> <node_id> <node_name>` per stream, then `ready`.";
 
 /// The largest cursor bitmap the Cursor meta has room for.
@@ -68,6 +73,7 @@ struct Args {
     one_block: bool,
     stride_align: usize,
     buffers: u32,
+    dmabuf: dmabuf::DmabufConfig,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -85,7 +91,9 @@ fn parse_args() -> Result<Args, String> {
         one_block: false,
         stride_align: 4,
         buffers: 4,
+        dmabuf: dmabuf::DmabufConfig::default(),
     };
+    let mut shm_only = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -129,6 +137,12 @@ fn parse_args() -> Result<Args, String> {
             "--one-block" => a.one_block = true,
             "--stride-align" => a.stride_align = num(&key, &value(&key)?)?,
             "--buffers" => a.buffers = num(&key, &value(&key)?)?,
+            "--modifiers" => a.dmabuf.modifiers = dmabuf::parse_modifier_list(&value(&key)?)?,
+            "--alloc-modifiers" => {
+                a.dmabuf.alloc = Some(dmabuf::parse_modifier_list(&value(&key)?)?)
+            }
+            "--dmabuf-only" => a.dmabuf.dmabuf_only = true,
+            "--shm-only" => shm_only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -150,6 +164,15 @@ fn parse_args() -> Result<Args, String> {
     }
     if !(2..=16).contains(&a.buffers) {
         return Err("--buffers must be 2..=16".into());
+    }
+    if shm_only && (a.dmabuf.enabled() || a.dmabuf.dmabuf_only) {
+        return Err("--shm-only excludes --modifiers and --dmabuf-only".into());
+    }
+    if !a.dmabuf.enabled() && (a.dmabuf.dmabuf_only || a.dmabuf.alloc.is_some()) {
+        return Err("--dmabuf-only and --alloc-modifiers need --modifiers".into());
+    }
+    if a.dmabuf.enabled() && a.one_block {
+        return Err("--one-block is for SHM only (DMA-BUF planes get one fd each)".into());
     }
     Ok(a)
 }
@@ -201,6 +224,12 @@ struct Ctx {
     last_size: Option<(u32, u32)>,
     /// Buffers with memory (frames wait for some).
     buffers: usize,
+    /// Modifier negotiation (SHM only when no modifiers are offered).
+    fixation: dmabuf::Fixation,
+    /// The modifier of the current Format: buffers are DMA-BUF when set.
+    modifier: Option<u64>,
+    /// Buffers allocated so far (numbers them in the log).
+    allocated: u64,
 }
 
 impl Ctx {
@@ -226,23 +255,16 @@ impl Ctx {
     }
 }
 
-fn enum_format(fmt: PixelFormat, w: u32, h: u32, rate: u32) -> Vec<u8> {
-    spa::video_format(
-        spa_sys::SPA_PARAM_EnumFormat,
-        fmt,
-        Value::Rectangle(Rectangle {
-            width: w,
-            height: h,
-        }),
-        Value::Fraction(Fraction {
-            num: rate,
-            denom: 1,
-        }),
-    )
+impl Ctx {
+    /// The EnumFormats at `w`x`h`: SHM only, or the modifier offer (with
+    /// the fixated one first) then SHM; see `wrd_testsrc::dmabuf`.
+    fn enum_formats(&self, w: u32, h: u32) -> Vec<Vec<u8>> {
+        self.fixation.enum_formats(self.fmt, w, h, self.args.rate)
+    }
 }
 
-/// Buffers and Meta params for a negotiated format.
-fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
+/// Buffers and Meta params for a negotiated format (DMA-BUF when `dmabuf`).
+fn buffer_params(args: &Args, neg: &Negotiated, dmabuf: bool) -> Vec<Vec<u8>> {
     let blocks = neg.blocks(args.one_block);
     let size = blocks.iter().map(|b| b.0).max().unwrap_or(0);
     let mut params = vec![spa::object(
@@ -264,7 +286,11 @@ fn buffer_params(args: &Args, neg: &Negotiated) -> Vec<Vec<u8>> {
             ),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_dataType,
-                spa::int_flags(1 << spa_sys::SPA_DATA_MemFd),
+                spa::int_flags(if dmabuf {
+                    1 << spa_sys::SPA_DATA_DmaBuf
+                } else {
+                    1 << spa_sys::SPA_DATA_MemFd
+                }),
             ),
         ],
     )];
@@ -337,27 +363,88 @@ fn on_param_changed(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>, id: u32, param: 
         eprintln!("wrd-testsrc: stream {}: size overflows", c.index);
         return;
     };
+    if c.resize_pending == Some((size.width, size.height)) {
+        c.resize_pending = None;
+    }
+    let modifier = match dmabuf::format_modifier(param.as_bytes()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("wrd-testsrc: stream {}: {e}", c.index);
+            return;
+        }
+    };
+    let action = c.fixation.on_format(&modifier);
+    let dmabuf = match action {
+        dmabuf::FormatAction::Announce { chosen } => {
+            // Not fixated yet: no buffers for this Format; announce the
+            // fixated EnumFormat (or the offer without what cannot be
+            // allocated) and wait for the Format that answers it.
+            match chosen {
+                Some(m) => eprintln!(
+                    "wrd-testsrc: stream {}: fixating modifier {} (candidates {})",
+                    c.index,
+                    dmabuf::modifier_name(m),
+                    names(&modifier)
+                ),
+                None => eprintln!(
+                    "wrd-testsrc: stream {}: cannot allocate any of {}; offering {:?}",
+                    c.index,
+                    names(&modifier),
+                    c.fixation
+                        .offered()
+                        .iter()
+                        .map(|m| dmabuf::modifier_name(*m))
+                        .collect::<Vec<_>>()
+                ),
+            }
+            c.neg = None;
+            c.modifier = None;
+            let params = c.enum_formats(size.width, size.height);
+            drop(c);
+            update_params(stream, &params);
+            return;
+        }
+        dmabuf::FormatAction::Shm => None,
+        dmabuf::FormatAction::Dmabuf(m) => Some(m),
+    };
     eprintln!(
-        "wrd-testsrc: stream {} ({}): format {} {}x{} strides {:?}",
+        "wrd-testsrc: stream {} ({}): format {} {}x{} strides {:?} {}",
         c.index,
         c.node_name,
         c.fmt,
         size.width,
         size.height,
-        planes.iter().map(|p| p.stride).collect::<Vec<_>>()
+        planes.iter().map(|p| p.stride).collect::<Vec<_>>(),
+        match dmabuf {
+            Some(m) => format!("dmabuf modifier {}", dmabuf::modifier_name(m)),
+            None => "shm".to_string(),
+        }
     );
     let neg = Negotiated {
         width: size.width,
         height: size.height,
         planes,
     };
-    if c.resize_pending == Some((size.width, size.height)) {
-        c.resize_pending = None;
-    }
-    let params = buffer_params(&c.args, &neg);
+    let params = buffer_params(&c.args, &neg, dmabuf.is_some());
     c.neg = Some(neg);
+    c.modifier = dmabuf;
     drop(c);
     update_params(stream, &params);
+}
+
+/// The candidates of a Format's modifier, for logs.
+fn names(m: &dmabuf::FormatModifier) -> String {
+    match m {
+        dmabuf::FormatModifier::Shm => "none".into(),
+        dmabuf::FormatModifier::Fixed(m) => dmabuf::modifier_name(*m),
+        dmabuf::FormatModifier::Choice(v) => format!(
+            "[{}]",
+            v.iter()
+                .map(|m| dmabuf::modifier_name(*m))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
 }
 
 fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
@@ -374,9 +461,24 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
     };
     let blocks = neg.blocks(one_block(&c.args, datas.len(), &neg));
+    // DMA-BUF buffers are memfds too (no GPU here), typed DmaBuf, holding
+    // the picture in LINEAR layout whatever the modifier.
+    let (data_type, flags) = match c.modifier {
+        Some(_) => (spa_sys::SPA_DATA_DmaBuf, spa_sys::SPA_DATA_FLAG_READABLE),
+        None => (spa_sys::SPA_DATA_MemFd, spa_sys::SPA_DATA_FLAG_READWRITE),
+    };
+    let mut fds = Vec::new();
     for (d, &(size, _)) in datas.iter_mut().zip(&blocks) {
-        if d.type_ & (1 << spa_sys::SPA_DATA_MemFd) == 0 {
-            eprintln!("wrd-testsrc: data types {:#x} exclude MemFd", d.type_);
+        if d.type_ & (1 << data_type) == 0 {
+            eprintln!(
+                "wrd-testsrc: data types {:#x} exclude {}",
+                d.type_,
+                if c.modifier.is_some() {
+                    "DmaBuf"
+                } else {
+                    "MemFd"
+                }
+            );
             return;
         }
         // SAFETY: memfd_create with a NUL-terminated name; we own the new fd.
@@ -423,14 +525,25 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
             unsafe { libc::close(fd) };
             return;
         }
-        d.type_ = spa_sys::SPA_DATA_MemFd;
-        d.flags = spa_sys::SPA_DATA_FLAG_READWRITE;
+        d.type_ = data_type;
+        d.flags = flags;
         d.fd = fd as i64;
+        fds.push(fd);
         d.mapoffset = 0;
         d.maxsize = size as u32;
         d.data = ptr;
     }
     c.buffers += 1;
+    c.allocated += 1;
+    if let Some(m) = c.modifier {
+        eprintln!(
+            "wrd-testsrc: stream {}: buffer {} dmabuf modifier {} fds {:?}",
+            c.index,
+            c.allocated,
+            dmabuf::modifier_name(m),
+            fds
+        );
+    }
     // New buffers (a new link or format): the consumer has no earlier frame
     // to apply damage to, so the next frame is fully damaged.
     c.last_size = None;
@@ -443,7 +556,8 @@ fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
     };
     for d in datas {
-        if d.type_ == spa_sys::SPA_DATA_MemFd && !d.data.is_null() && d.fd >= 0 {
+        let ours = d.type_ == spa_sys::SPA_DATA_MemFd || d.type_ == spa_sys::SPA_DATA_DmaBuf;
+        if ours && !d.data.is_null() && d.fd >= 0 {
             // SAFETY: data/maxsize/fd are the mapping and memfd we made in
             // add_buffer; nothing uses them after this.
             unsafe {
@@ -770,6 +884,9 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             resize_pending: None,
             last_size: None,
             buffers: 0,
+            fixation: dmabuf::Fixation::new(args.dmabuf.clone()),
+            modifier: None,
+            allocated: 0,
         }));
         let listener = stream
             .add_local_listener_with_user_data(ctx.clone())
@@ -796,9 +913,8 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             .register()
             .map_err(|e| format!("stream {index}: listener: {e}"))?;
         let (w, h) = pattern::size_at(args.width, args.height, args.resize_every, 0);
-        let fmt_pod = enum_format(fmt, w, h, args.rate);
-        let fmt_pod = [fmt_pod];
-        let mut params = spa::pods(&fmt_pod);
+        let fmt_pods = ctx.borrow().enum_formats(w, h);
+        let mut params = spa::pods(&fmt_pods);
         stream
             .connect(
                 libspa::utils::Direction::Output,
@@ -869,7 +985,9 @@ fn run(args: Rc<Args>) -> Result<(), String> {
                             c.index, want.0, want.1
                         );
                         c.resize_pending = Some(want);
-                        Some(enum_format(c.fmt, want.0, want.1, args.rate))
+                        // A new size is a new allocation: fixate anew.
+                        c.fixation.reset();
+                        Some(c.enum_formats(want.0, want.1))
                     } else if c.ready_for_frame() {
                         None
                     } else {
@@ -877,7 +995,7 @@ fn run(args: Rc<Args>) -> Result<(), String> {
                     }
                 };
                 match resize {
-                    Some(pod) => update_params(&s.stream, &[pod]),
+                    Some(pods) => update_params(&s.stream, &pods),
                     None => {
                         if let Err(e) = s.stream.trigger_process() {
                             eprintln!("wrd-testsrc: trigger_process: {e}");

@@ -193,6 +193,35 @@ impl Sandbox {
         );
     }
 
+    /// Kill pipewire and wireplumber and start them again in the same runtime
+    /// directory (a daemon that "comes back"); the new pids are tracked for
+    /// teardown. For reconnect tests.
+    pub fn restart_daemon(&mut self) {
+        let out = Command::new("bash")
+            .arg(sandbox_script())
+            .arg("restart")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("sandbox.sh restart");
+        assert!(
+            out.status.success(),
+            "sandbox.sh restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut pids: Vec<(String, u32)> = std::fs::read_to_string(self.dir.join("pids"))
+            .expect("pids")
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+            })
+            .collect();
+        // The newest entry of a name wins in `pid()`.
+        pids.reverse();
+        self.pids = pids;
+    }
+
     /// Tail of a daemon's log (`dbus`, `pipewire`, `wireplumber`).
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
