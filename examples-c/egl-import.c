@@ -6,12 +6,16 @@
  *
  * It opens an EGL display of its own (Mesa's surfaceless platform when
  * there is one, else the default display) with a GLES 2 context, and makes
- * a wrd_importer on that display (wrd_importer_new_egl). Then, per frame:
+ * a wrd_importer on that display (wrd_importer_new_egl). The importer goes
+ * into the stream config (cfg.importer): the stream then offers the
+ * DMA-BUF formats and modifiers the display can import, with shared memory
+ * as the fallback per format, and imports each new buffer once. Per frame:
  *
- *   - DMA-BUF frames: wrd_import_dmabuf + wrd_imported_gl_texture: the
- *     texture samples the producer's buffer, no copy;
- *   - SHM frames (the fallback, and all the C API negotiates today):
- *     wrd_frame_convert to RGBA, then glTexImage2D.
+ *   - DMA-BUF frames: wrd_frame_get_imported + wrd_imported_gl_texture:
+ *     the texture samples the producer's buffer, no copy;
+ *   - SHM frames (the fallback: producers without DMA-BUF, displays
+ *     without EGL_EXT_image_dma_buf_import): wrd_frame_convert to RGBA,
+ *     then glTexImage2D.
  *
  * Each texture is read back through a framebuffer (glReadPixels) and, for
  * SHM frames, compared with the RGBA it was made from.
@@ -111,8 +115,8 @@ int main(int argc, char **argv) {
     wrd_importer *imp = NULL;
     wrd_status st = wrd_importer_new_egl(dpy, &imp);
     if (st != WRD_OK) {
-        printf("no DMA-BUF import on this display (%s): DMA-BUF frames would be skipped, "
-               "SHM frames use glTexImage2D\n", wrd_status_message(st));
+        printf("no DMA-BUF import on this display (%s): the stream negotiates shared "
+               "memory, frames go through glTexImage2D\n", wrd_status_message(st));
         imp = NULL;
     }
 
@@ -126,6 +130,7 @@ int main(int argc, char **argv) {
     wrd_stream_config_init(&cfg);
     cfg.pull_frames = 1;
     cfg.pull_events = 1;
+    cfg.importer = imp; /* DMA-BUF first when the display can import it; NULL: SHM */
     wrd_stream *s;
     st = wrd_stream_add(cap, node, &cfg, &s);
     if (st != WRD_OK) {
@@ -167,16 +172,10 @@ int main(int argc, char **argv) {
                 wrd_frame_release(f);
                 continue;
             }
-            wrd_dmabuf d = {.width = fi.width, .height = fi.height, .fourcc = fi.drm_format,
-                            .modifier = fi.modifier, .n_planes = fi.n_planes};
-            for (uint32_t p = 0; p < fi.n_planes; p++) {
-                d.planes[p].fd = fi.planes[p].fd;
-                d.planes[p].offset = fi.planes[p].offset;
-                d.planes[p].stride = fi.planes[p].stride;
-            }
-            wrd_imported *im;
-            uint32_t tex, target;
-            st = wrd_import_dmabuf(imp, &d, &im);
+            wrd_imported *im = NULL;
+            uint32_t tex = 0, target = 0;
+            /* The stream imported the buffer once; this is a new reference. */
+            st = wrd_frame_get_imported(f, &im);
             if (st == WRD_OK) st = wrd_imported_gl_texture(im, &tex, &target);
             if (st != WRD_OK) {
                 fprintf(stderr, "egl-import: import: %s\n", wrd_status_message(st));
@@ -184,11 +183,12 @@ int main(int argc, char **argv) {
             } else {
                 printf("frame %llu: dmabuf -> texture %u (target 0x%x), no copy\n",
                        (unsigned long long)fi.sequence, tex, target);
-                /* ... draw with it; the texture is the import's ... */
-                wrd_imported_release(im);
+                /* ... draw with it here; the texture belongs to the import ... */
                 dmabuf++;
                 done++;
             }
+            /* Our reference; the import lives on while the stream's buffer does. */
+            wrd_imported_release(im);
         } else {
             st = wrd_frame_convert(f, WRD_FORMAT_RGBA, rgba, len, (size_t)fi.width * 4, 0, 1);
             if (st != WRD_OK) {
