@@ -27,6 +27,8 @@ struct Row {
     stream: Stream,
     latency: Arc<Mutex<Latency>>,
     closed: crate::cli::Closed,
+    /// Frames delivered and when, at the last report (fps over the interval).
+    last: (u64, Instant),
 }
 
 const HEAD: [&str; 10] = [
@@ -46,8 +48,16 @@ fn ms(ns: f64) -> String {
     format!("{:.2}ms", ns / 1e6)
 }
 
-fn row(r: &Row) -> String {
+fn row(r: &mut Row) -> String {
     let st = r.stream.stats();
+    let now = Instant::now();
+    let secs = now.duration_since(r.last.1).as_secs_f64();
+    let fps = if secs > 0.0 {
+        st.frames_delivered.saturating_sub(r.last.0) as f64 / secs
+    } else {
+        st.fps
+    };
+    r.last = (st.frames_delivered, now);
     let lat = std::mem::take(&mut *r.latency.lock().unwrap_or_else(|e| e.into_inner()));
     let (avg, max) = if lat.count > 0 {
         (
@@ -69,7 +79,7 @@ fn row(r: &Row) -> String {
         format!("{:?}", st.state).to_lowercase(),
         fmt,
         size,
-        format!("{:.1}", st.fps),
+        format!("{fps:.1}"),
         avg,
         max,
         st.frames_delivered.to_string(),
@@ -110,6 +120,7 @@ pub fn run(args: &Args) -> Result<(), Fail> {
             stream,
             latency,
             closed: Default::default(),
+            last: (0, Instant::now()),
         });
     }
     let tty = stdout_is_tty();
@@ -142,7 +153,7 @@ pub fn run(args: &Args) -> Result<(), Fail> {
                     text.push_str(&format!("\x1b[{}A", rows.len() + 1));
                 }
                 text.push_str(&format!("\x1b[2K{}\n", line(&HEAD.map(String::from))));
-                for r in &rows {
+                for r in &mut rows {
                     text.push_str(&format!("\x1b[2K{}\n", row(r)));
                 }
             } else {
@@ -150,7 +161,7 @@ pub fn run(args: &Args) -> Result<(), Fail> {
                 if !printed_head {
                     text.push_str(&format!("{}\n", line(&HEAD.map(String::from))));
                 }
-                for r in &rows {
+                for r in &mut rows {
                     text.push_str(&format!("{}\n", row(r)));
                 }
                 text.push_str(&format!("# {:.1} s\n", start.elapsed().as_secs_f64()));
