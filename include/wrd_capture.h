@@ -998,6 +998,9 @@ void wrd_capture_destroy(struct wrd_capture *cap);
  * The PipeWire client library's and the daemon's versions, as NUL-terminated
  * strings owned by the capture (valid until `wrd_capture_destroy`). Either
  * out-pointer may be NULL. Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (cap), `WRD_ERR_INVALID_STATE` (destroyed
+ * capture).
  */
 enum wrd_status wrd_capture_get_versions(const struct wrd_capture *cap, const char **library, const char **daemon);
 
@@ -1164,7 +1167,11 @@ enum wrd_status wrd_drm_source_destroy(struct wrd_drm_source *src);
 /**
  * Fill `*out` with the frame's data and metadata. Pointers inside stay
  * valid while the frame is (until the callback returns, or until
- * `wrd_frame_release`). Any thread.
+ * `wrd_frame_release`); nothing in `*out` is owned by the caller. Any
+ * thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (frame, out), `WRD_ERR_INVALID_STATE`
+ * (released frame, or a callback's frame after the callback returned).
  */
 enum wrd_status wrd_frame_get_info(const struct wrd_frame *frame, struct wrd_frame_info *out);
 
@@ -1172,7 +1179,10 @@ enum wrd_status wrd_frame_get_info(const struct wrd_frame *frame, struct wrd_fra
  * Take a reference to a frame (for example, one given to a callback) so
  * that it stays valid past the callback; its PipeWire buffer stays held
  * until `wrd_frame_release`. Counts towards the stream's `max_held`.
- * Any thread.
+ * `*out` is a new handle owned by the caller. Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (frame, out), `WRD_ERR_INVALID_STATE`
+ * (released frame, or a callback's frame after the callback returned).
  */
 enum wrd_status wrd_frame_ref(const struct wrd_frame *frame, struct wrd_frame **out);
 
@@ -1445,7 +1455,14 @@ void wrd_stream_remove(struct wrd_stream *stream);
 
 /**
  * The stream's eventfd: readable (POLLIN) when a frame or event is queued
- * for the pull API. Owned by the stream; do not close it. Any thread.
+ * for the pull API (`pull_frames` / `pull_events`), and no longer readable
+ * once `wrd_stream_pull` and `wrd_stream_next_event` took everything.
+ * Watch it with poll(), epoll, `g_unix_fd_add`, ...; do not read, write or
+ * close it: it is owned by the stream and closed by `wrd_stream_remove`.
+ * Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (stream, out_fd), `WRD_ERR_INVALID_STATE`
+ * (removed stream).
  */
 enum wrd_status wrd_stream_get_fd(const struct wrd_stream *stream, int *out_fd);
 
@@ -1454,6 +1471,9 @@ enum wrd_status wrd_stream_get_fd(const struct wrd_stream *stream, int *out_fd);
  * superseded). The caller owns `*out` and must `wrd_frame_release` it.
  * Returns `WRD_ERR_NO_FRAME` when none is queued. Resets the fd's
  * readiness when nothing is left. Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (stream, out), `WRD_ERR_INVALID_STATE`
+ * (removed stream), `WRD_ERR_NO_FRAME`; `*out` is untouched on error.
  */
 enum wrd_status wrd_stream_pull(struct wrd_stream *stream, struct wrd_frame **out);
 
@@ -1464,21 +1484,33 @@ enum wrd_status wrd_stream_pull(struct wrd_stream *stream, struct wrd_frame **ou
 enum wrd_status wrd_stream_pop(struct wrd_stream *stream, struct wrd_frame **out);
 
 /**
- * Take the next queued event (with `pull_events`). Its message is valid
- * until the next call of this function on the stream. Returns
- * `WRD_ERR_NO_FRAME` when no event is queued. Any thread.
+ * Take the next queued event (with `pull_events`; up to 256 are kept,
+ * the oldest dropped first). `out->message` is owned by the stream and
+ * valid until the next call of this function on the stream or its removal.
+ * Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (stream, out), `WRD_ERR_INVALID_STATE`
+ * (removed stream), `WRD_ERR_NO_FRAME` (no event queued).
  */
 enum wrd_status wrd_stream_next_event(struct wrd_stream *stream, struct wrd_event *out);
 
 /**
- * Fill `*out` with the stream's state and counters. Any thread.
+ * Fill `*out` with a snapshot of the stream's state and counters (a copy:
+ * nothing in it needs freeing). Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (stream, out), `WRD_ERR_INVALID_STATE`
+ * (removed stream).
  */
 enum wrd_status wrd_stream_get_stats(const struct wrd_stream *stream, struct wrd_stream_stats *out);
 
 /**
  * Copy the message of the stream's last error (NUL-terminated, truncated
- * to `len`) into `buf`. Returns `WRD_ERR_BUFFER_TOO_SMALL` when truncated.
- * Any thread.
+ * to `len`) into `buf`, the caller's; an empty string when there was no
+ * error. Any thread.
+ *
+ * Errors: `WRD_ERR_NULL_POINTER` (stream, buf), `WRD_ERR_INVALID_STATE`
+ * (removed stream), `WRD_ERR_BUFFER_TOO_SMALL` (`len` 0, or the message
+ * was truncated; `buf` then holds its first `len - 1` bytes).
  */
 enum wrd_status wrd_stream_get_last_error(const struct wrd_stream *stream, char *buf, size_t len);
 

@@ -15,8 +15,9 @@ packages=(
     gstreamer1.0-pipewire gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     # Test helpers: Python tests, reference conversion, memory checks.
     python3-pytest python3-numpy libyuv-dev valgrind
-    # The demo and the C examples: PNG output.
-    libpng-dev
+    # The demo and the C examples: PNG output, EGL/GLES (egl-import.c),
+    # libportal (portal-capture.c, built by the tests).
+    libpng-dev libegl-dev libgles-dev libportal-dev
     # The DRM/KMS source's VM test (tools/drm-vm): a kernel with virtio-gpu
     # booted under qemu (software emulation), busybox for its initramfs.
     qemu-system-x86 linux-image-amd64 busybox-static cpio

@@ -69,6 +69,7 @@ BASE_PKGS="ca-certificates procps util-linux psmisc bash coreutils findutils gre
  libegl1 libegl-mesa0 libgbm1 libgl1-mesa-dri libdrm2 libvulkan1 mesa-vulkan-drivers
  libyuv0 valgrind
  gcc g++ make pkg-config libc6-dev libpng-dev
+ libegl-dev libgles-dev libportal-dev
  ${WRD_MODERN_EXTRA_PKGS:-}"
 # From bookworm-backports (-t bookworm-backports): the modern PipeWire stack.
 # The -dev packages only satisfy pkg-config (wrd-capture.pc has

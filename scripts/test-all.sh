@@ -43,10 +43,16 @@ if [[ " $legs " == *" host "* ]]; then
     bash tools/drm-vm/run.sh 2>&1 | tail -n 20 || failed=1
 
     if [ -d bindings/python/tests ]; then
-        step "Python tests"
+        step "Python tests (each session starts its own sandbox: bindings/python/tests/conftest.py)"
         cargo build --release -p wrd-capture
+        # Debian's python3 has python3-pytest and python3-numpy; a python3
+        # earlier on PATH (pyenv, a venv) may not.
+        py=python3
+        if ! "$py" -c 'import pytest, numpy' 2>/dev/null && [ -x /usr/bin/python3 ]; then
+            py=/usr/bin/python3
+        fi
         WRD_CAPTURE_LIB="$PWD/target/release/libwrd_capture.so" \
-            python3 -m pytest -q bindings/python/tests || failed=1
+            "$py" -m pytest -q bindings/python/tests || failed=1
     fi
 fi
 

@@ -224,6 +224,9 @@ pub extern "C" fn wrd_capture_destroy(cap: *mut wrd_capture) {
 /// The PipeWire client library's and the daemon's versions, as NUL-terminated
 /// strings owned by the capture (valid until `wrd_capture_destroy`). Either
 /// out-pointer may be NULL. Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (cap), `WRD_ERR_INVALID_STATE` (destroyed
+/// capture).
 #[no_mangle]
 pub extern "C" fn wrd_capture_get_versions(
     cap: *const wrd_capture,

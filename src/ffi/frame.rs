@@ -153,7 +153,11 @@ pub(crate) fn frame_from(p: *const wrd_frame) -> Result<Frame, wrd_status> {
 
 /// Fill `*out` with the frame's data and metadata. Pointers inside stay
 /// valid while the frame is (until the callback returns, or until
-/// `wrd_frame_release`). Any thread.
+/// `wrd_frame_release`); nothing in `*out` is owned by the caller. Any
+/// thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (frame, out), `WRD_ERR_INVALID_STATE`
+/// (released frame, or a callback's frame after the callback returned).
 #[no_mangle]
 pub extern "C" fn wrd_frame_get_info(
     frame: *const wrd_frame,
@@ -251,7 +255,10 @@ pub extern "C" fn wrd_frame_get_info(
 /// Take a reference to a frame (for example, one given to a callback) so
 /// that it stays valid past the callback; its PipeWire buffer stays held
 /// until `wrd_frame_release`. Counts towards the stream's `max_held`.
-/// Any thread.
+/// `*out` is a new handle owned by the caller. Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (frame, out), `WRD_ERR_INVALID_STATE`
+/// (released frame, or a callback's frame after the callback returned).
 #[no_mangle]
 pub extern "C" fn wrd_frame_ref(frame: *const wrd_frame, out: *mut *mut wrd_frame) -> wrd_status {
     ffi_panic_boundary! {

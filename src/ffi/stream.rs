@@ -466,7 +466,14 @@ fn with_stream<R>(
 }
 
 /// The stream's eventfd: readable (POLLIN) when a frame or event is queued
-/// for the pull API. Owned by the stream; do not close it. Any thread.
+/// for the pull API (`pull_frames` / `pull_events`), and no longer readable
+/// once `wrd_stream_pull` and `wrd_stream_next_event` took everything.
+/// Watch it with poll(), epoll, `g_unix_fd_add`, ...; do not read, write or
+/// close it: it is owned by the stream and closed by `wrd_stream_remove`.
+/// Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (stream, out_fd), `WRD_ERR_INVALID_STATE`
+/// (removed stream).
 #[no_mangle]
 pub extern "C" fn wrd_stream_get_fd(stream: *const wrd_stream, out_fd: *mut c_int) -> wrd_status {
     ffi_panic_boundary! {
@@ -488,6 +495,9 @@ pub extern "C" fn wrd_stream_get_fd(stream: *const wrd_stream, out_fd: *mut c_in
 /// superseded). The caller owns `*out` and must `wrd_frame_release` it.
 /// Returns `WRD_ERR_NO_FRAME` when none is queued. Resets the fd's
 /// readiness when nothing is left. Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (stream, out), `WRD_ERR_INVALID_STATE`
+/// (removed stream), `WRD_ERR_NO_FRAME`; `*out` is untouched on error.
 #[no_mangle]
 pub extern "C" fn wrd_stream_pull(stream: *mut wrd_stream, out: *mut *mut wrd_frame) -> wrd_status {
     ffi_panic_boundary! {
@@ -524,9 +534,13 @@ pub extern "C" fn wrd_stream_pop(stream: *mut wrd_stream, out: *mut *mut wrd_fra
     }
 }
 
-/// Take the next queued event (with `pull_events`). Its message is valid
-/// until the next call of this function on the stream. Returns
-/// `WRD_ERR_NO_FRAME` when no event is queued. Any thread.
+/// Take the next queued event (with `pull_events`; up to 256 are kept,
+/// the oldest dropped first). `out->message` is owned by the stream and
+/// valid until the next call of this function on the stream or its removal.
+/// Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (stream, out), `WRD_ERR_INVALID_STATE`
+/// (removed stream), `WRD_ERR_NO_FRAME` (no event queued).
 #[no_mangle]
 pub extern "C" fn wrd_stream_next_event(
     stream: *mut wrd_stream,
@@ -611,7 +625,11 @@ pub struct wrd_stream_stats {
     pub last_error: wrd_status,
 }
 
-/// Fill `*out` with the stream's state and counters. Any thread.
+/// Fill `*out` with a snapshot of the stream's state and counters (a copy:
+/// nothing in it needs freeing). Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (stream, out), `WRD_ERR_INVALID_STATE`
+/// (removed stream).
 #[no_mangle]
 pub extern "C" fn wrd_stream_get_stats(
     stream: *const wrd_stream,
@@ -661,8 +679,12 @@ pub extern "C" fn wrd_stream_get_stats(
 }
 
 /// Copy the message of the stream's last error (NUL-terminated, truncated
-/// to `len`) into `buf`. Returns `WRD_ERR_BUFFER_TOO_SMALL` when truncated.
-/// Any thread.
+/// to `len`) into `buf`, the caller's; an empty string when there was no
+/// error. Any thread.
+///
+/// Errors: `WRD_ERR_NULL_POINTER` (stream, buf), `WRD_ERR_INVALID_STATE`
+/// (removed stream), `WRD_ERR_BUFFER_TOO_SMALL` (`len` 0, or the message
+/// was truncated; `buf` then holds its first `len - 1` bytes).
 #[no_mangle]
 pub extern "C" fn wrd_stream_get_last_error(
     stream: *const wrd_stream,
