@@ -39,7 +39,7 @@
 #   4. tests/c/run.sh in the root, when it exists (today the C programs are
 #      built and run by tests/c_api.rs, i.e. by step 3).
 #   5. python3 -m pytest bindings/python/tests in the root, with
-#      WRD_CAPTURE_LIB=target/release/libwrd_capture.so built on the host, when
+#      WRD_CAPTURE_LIB=target/debug/libwrd_capture.so built on the host, when
 #      the directory exists.
 # Exit status: 0 when every part that ran passed, 1 otherwise.
 set -euo pipefail
@@ -282,10 +282,10 @@ fi
 if want python; then
     if [ -d bindings/python/tests ]; then
         say "Python tests in the modern root (python3 -m pytest bindings/python/tests ${WRD_MODERN_PYTEST_ARGS:-})"
-        # As scripts/test-all.sh: the release library, built on the host.
-        [ "$BUILD" = 0 ] || cargo build --release -p wrd-capture
+        # As scripts/test-all.sh: the debug library built on the host.
+        [ "$BUILD" = 0 ] || cargo build -p wrd-capture
         # shellcheck disable=SC2086
-        if WRD_CAPTURE_LIB="$TARGET/release/libwrd_capture.so" \
+        if WRD_CAPTURE_LIB="$TARGET/debug/libwrd_capture.so" \
             "$HERE/in-modern-root.sh" -- python3 -m pytest -q -p no:cacheprovider bindings/python/tests ${WRD_MODERN_PYTEST_ARGS:-}; then
             RESULTS+=("python: ok")
         else
