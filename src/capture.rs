@@ -7,7 +7,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -163,7 +164,15 @@ pub(crate) enum Command {
 
 /// State shared between handles and the PipeWire thread.
 pub(crate) struct CaptureShared {
-    sender: Mutex<Option<pw::channel::Sender<Command>>>,
+    /// Commands for the PipeWire thread, and the eventfd that wakes it.
+    /// Not pipewire-rs's channel: that runs its callback with the channel's
+    /// lock held, so a command sent from the PipeWire thread while one is
+    /// handled (a frame dropped during a stream's removal gives its buffer
+    /// back) deadlocked. Here the lock is held only to push or pop.
+    commands: Mutex<VecDeque<Command>>,
+    /// False before the thread runs its loop and after it stopped.
+    open: AtomicBool,
+    wake: OwnedFd,
     pub stream_count: AtomicUsize,
     pub connected: AtomicBool,
     pub quit: AtomicBool,
@@ -178,10 +187,26 @@ pub(crate) struct CaptureShared {
 
 impl CaptureShared {
     pub(crate) fn send(&self, cmd: Command) {
-        if let Some(tx) = self.sender.lock().as_ref() {
-            // Fails only when the thread is gone; then nothing is left to do.
-            let _ = tx.send(cmd);
+        if !self.open.load(Ordering::Acquire) {
+            // The thread is gone: nothing is left to do (dropped here, after
+            // the check, with no lock held).
+            return;
         }
+        self.commands.lock().push_back(cmd);
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a local to our own eventfd.
+        unsafe {
+            libc::write(
+                self.wake.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            );
+        }
+    }
+
+    /// The next queued command (the lock is released on return).
+    fn next_command(&self) -> Option<Command> {
+        self.commands.lock().pop_front()
     }
 
     pub(crate) fn on_pw_thread(&self) -> bool {
@@ -214,8 +239,16 @@ impl Capture {
                 "max_streams must be at least 1".into(),
             ));
         }
+        // SAFETY: eventfd creates a new fd or fails; we own it.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
+            return Err(Error::Io(std::io::Error::last_os_error()));
+        }
         let shared = Arc::new(CaptureShared {
-            sender: Mutex::new(None),
+            commands: Mutex::new(VecDeque::new()),
+            open: AtomicBool::new(false),
+            // SAFETY: `wake` is a fresh fd we own.
+            wake: unsafe { OwnedFd::from_raw_fd(wake) },
             stream_count: AtomicUsize::new(0),
             connected: AtomicBool::new(false),
             quit: AtomicBool::new(false),
@@ -245,7 +278,7 @@ impl Capture {
                     let _ = ready_tx.try_send(Err(e));
                 }
                 sh.connected.store(false, Ordering::Release);
-                *sh.sender.lock() = None;
+                sh.close_commands();
             })
             .map_err(Error::Io)?;
         match ready_rx.recv_timeout(options.connect_timeout + Duration::from_secs(1)) {
@@ -597,6 +630,15 @@ fn connect(state: &Rc<LoopState>, fd: Option<OwnedFd>) -> Result<Conn> {
 }
 
 impl CaptureShared {
+    /// Stop taking commands and drop the queued ones (each dropped with no
+    /// lock held: dropping one may send another, which is then refused).
+    fn close_commands(&self) {
+        self.open.store(false, Ordering::Release);
+        while let Some(cmd) = self.next_command() {
+            drop(cmd);
+        }
+    }
+
     fn ever_connected(&self) -> bool {
         !self.versions.lock().daemon.is_empty()
     }
@@ -706,8 +748,7 @@ fn run_loop(
         .map_err(|e| Error::PipeWire(format!("main loop: {e}")))?;
     let context = pw::context::Context::new(&mainloop)
         .map_err(|e| Error::PipeWire(format!("context: {e}")))?;
-    let (tx, rx) = pw::channel::channel::<Command>();
-    *shared.sender.lock() = Some(tx);
+    shared.open.store(true, Ordering::Release);
 
     let state = Rc::new(LoopState {
         shared: shared.clone(),
@@ -744,12 +785,22 @@ fn run_loop(
     }
     let _ = ready.send(Ok(()));
 
-    let _receiver = rx.attach(mainloop.loop_(), {
+    let _commands = mainloop.loop_().add_io(shared.wake.as_raw_fd(), pw::spa::support::system::IoFlags::IN, {
         let state = Rc::downgrade(&state);
-        move |cmd| {
-            crate::callback_panic_boundary!("command", {
-                if let Some(state) = state.upgrade() {
+        move |fd| {
+            crate::callback_panic_boundary!("commands", {
+                let mut v: u64 = 0;
+                // SAFETY: reading 8 bytes into a local from our own
+                // non-blocking eventfd.
+                unsafe { libc::read(*fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+                let Some(state) = state.upgrade() else { return };
+                // One at a time, no lock held while a command runs: a
+                // command may queue more (they run in this same loop).
+                while let Some(cmd) = state.shared.next_command() {
                     handle_command(&state, cmd);
+                    if state.shared.quit.load(Ordering::Acquire) {
+                        break;
+                    }
                 }
             })
         }
@@ -787,8 +838,8 @@ fn run_loop(
     }
     state.specs.borrow_mut().clear();
     state.reconnect.borrow_mut().next_at = None;
-    *shared.sender.lock() = None;
-    drop(_receiver);
+    shared.close_commands();
+    drop(_commands);
     let conn = state.conn.borrow_mut().take();
     drop(conn);
     drop(state);
