@@ -361,7 +361,16 @@ fn more_data_blocks_than_planes_are_dropped_as_bad_layout() {
             )
         })
         .count();
-    assert!((1..=4).contains(&events), "{events} BadFrame events: {s}");
+    let span = r
+        .events
+        .last()
+        .zip(r.events.first())
+        .map(|(l, f)| l.0.duration_since(f.0).as_secs())
+        .unwrap_or(0);
+    assert!(
+        events >= 1 && events as u64 <= span + 2,
+        "{events} BadFrame events over {span} s: {s}"
+    );
     assert!(
         !r.events
             .iter()
