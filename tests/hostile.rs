@@ -108,7 +108,11 @@ fn run(s: Setup) -> Run {
     args.extend_from_slice(s.args);
     let producer = Producer::spawn(&sb, &args);
     let node = producer.nodes()[0].id;
-    let cap = common::capture_with(&sb, s.opts.clone());
+    let mut opts = s.opts.clone();
+    opts.connect_timeout *= slow();
+    opts.node_timeout *= slow();
+    opts.negotiation_timeout *= slow();
+    let cap = common::capture_with(&sb, opts);
     let (tx, rx) = channel();
     let etx = tx.clone();
     let cfg = StreamConfig {
