@@ -342,7 +342,7 @@ pub fn converters(data: &[u8]) {
     let dl = dst_fmt.layout();
     let mut src_bufs = Vec::new();
     let mut src_strides = [0usize; 3];
-    for p in 0..3 {
+    for (p, slot) in src_strides.iter_mut().enumerate() {
         let (row, rows) = sl.plane_size(p, w, h).unwrap_or((0, 0));
         let stride = match inp.u8() % 4 {
             0 => row.saturating_sub(1),
@@ -365,11 +365,11 @@ pub fn converters(data: &[u8]) {
                 .map(|i| (i * 31 + p * 7) as u8)
                 .collect::<Vec<u8>>(),
         );
-        src_strides[p] = stride;
+        *slot = stride;
     }
     let mut dst_bufs = Vec::new();
     let mut dst_strides = [0usize; 3];
-    for p in 0..3 {
+    for (p, slot) in dst_strides.iter_mut().enumerate() {
         let (row, rows) = dl.plane_size(p, w, h).unwrap_or((0, 0));
         let stride = match inp.u8() % 4 {
             0 => row.saturating_sub(1),
@@ -387,7 +387,7 @@ pub fn converters(data: &[u8]) {
             _ => need,
         };
         dst_bufs.push(vec![0xA5u8; len]);
-        dst_strides[p] = stride;
+        *slot = stride;
     }
     let rects: Vec<Rect> = (0..inp.u8() % 4)
         .map(|_| Rect::new(inp.edgy(w / 2), inp.edgy(h / 2), inp.edgy(w), inp.edgy(h)))

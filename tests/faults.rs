@@ -184,9 +184,10 @@ fn silent_producer_one_stall_event_then_resumed() {
     let stall = stalls[0];
     let last_before = log
         .iter()
+        .rev()
         .filter(|(t, s, _)| s.is_some() && *t < stall)
         .map(|(t, s, _)| (*t, s.unwrap()))
-        .last()
+        .next()
         .expect("frames before the stall");
     let after = stall.duration_since(last_before.0);
     eprintln!(

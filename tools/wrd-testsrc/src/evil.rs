@@ -180,7 +180,7 @@ pub fn lying_fd(evil: &Evil, n: u64) -> Option<i32> {
         return None;
     }
     if evil.has(Mode::UnmappableFd) {
-        if (n / evil.every) % 2 == 0 {
+        if (n / evil.every) & 1 == 0 {
             let mut p = [-1; 2];
             // SAFETY: pipe2 fills `p` with two new fds we own; the write end
             // is closed at once, the read end is handed out.
@@ -268,7 +268,7 @@ pub unsafe fn corrupt_frame(
                     (*mc).id = 1;
                     (*mc).bitmap_offset = head as u32;
                     let mb = (m as *mut u8).add(head) as *mut spa_sys::spa_meta_bitmap;
-                    let (bw, bh) = if (seq / evil.every) % 2 == 0 {
+                    let (bw, bh) = if (seq / evil.every) & 1 == 0 {
                         (200, 200)
                     } else {
                         (100_000, 1)
@@ -290,7 +290,7 @@ pub unsafe fn corrupt_frame(
                 {
                     let mc = m as *mut spa_sys::spa_meta_cursor;
                     (*mc).id = 1;
-                    if (seq / evil.every) % 2 == 0 {
+                    if (seq / evil.every) & 1 == 0 {
                         // The bitmap header itself lies past the meta's end.
                         (*mc).bitmap_offset = (size - 4) as u32;
                     } else {
