@@ -105,9 +105,15 @@ fn soak() {
     eprintln!("t_s frames fps drops_by_reason gaps bad_code fds threads rss_kib");
     while t0.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_secs(10).min(Duration::from_secs(secs)));
-        let frames: u64 = counts.iter().map(|c| c.frames.load(Ordering::Relaxed)).sum();
+        let frames: u64 = counts
+            .iter()
+            .map(|c| c.frames.load(Ordering::Relaxed))
+            .sum();
         let gaps: u64 = counts.iter().map(|c| c.gaps.load(Ordering::Relaxed)).sum();
-        let bad: u64 = counts.iter().map(|c| c.bad_code.load(Ordering::Relaxed)).sum();
+        let bad: u64 = counts
+            .iter()
+            .map(|c| c.bad_code.load(Ordering::Relaxed))
+            .sum();
         let mut drops = [0u64; wrd_capture::buffer::DROP_REASONS];
         for s in &streams {
             for (d, x) in drops.iter_mut().zip(s.stats().drops) {
@@ -132,9 +138,15 @@ fn soak() {
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let frames: u64 = counts.iter().map(|c| c.frames.load(Ordering::Relaxed)).sum();
+    let frames: u64 = counts
+        .iter()
+        .map(|c| c.frames.load(Ordering::Relaxed))
+        .sum();
     let gaps: u64 = counts.iter().map(|c| c.gaps.load(Ordering::Relaxed)).sum();
-    let bad: u64 = counts.iter().map(|c| c.bad_code.load(Ordering::Relaxed)).sum();
+    let bad: u64 = counts
+        .iter()
+        .map(|c| c.bad_code.load(Ordering::Relaxed))
+        .sum();
     let drops: u64 = streams.iter().map(|s| s.stats().dropped()).sum();
     let end = sample();
     eprintln!(
@@ -146,11 +158,7 @@ fn soak() {
     );
     eprintln!("producer log tail:\n{}", {
         let l = p.stderr();
-        l.lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
+        l.lines().rev().take(5).collect::<Vec<_>>().join("\n")
     });
     for s in streams {
         s.remove();
