@@ -16,7 +16,7 @@ if cargo fuzz --version >/dev/null 2>&1; then
     RUSTC_BOOTSTRAP=1 cargo fuzz build -O
     for t in "${targets[@]}"; do
         echo "== $t ($secs s, libFuzzer + ASan)"
-        RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" "corpus/$t" -- \
+        RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" -- \
             -max_total_time="$secs" -print_final_stats=1 2>&1 \
             | grep -E "stat::number_of_executed_units|stat::new_units_added|ERROR|SUMMARY|Done" || true
         [ -z "$(ls -A "artifacts/$t" 2>/dev/null)" ] || { echo "fuzz: $t crashed, see fuzz/artifacts/$t"; exit 1; }
