@@ -331,10 +331,13 @@ pub fn validate_shm(
     let Some(first) = datas.first() else {
         return Err(Invalid(DropReason::BadLayout, "buffer has no data".into()));
     };
-    if datas.len() > 4 {
+    // More datas than planes is no layout we know: a producer that sends
+    // them is confused about the format, so the frame is dropped rather
+    // than guessed at.
+    if datas.len() > planes {
         return Err(Invalid(
             DropReason::BadLayout,
-            format!("{} datas (at most 4)", datas.len()),
+            format!("{} datas for a {planes}-plane format", datas.len()),
         ));
     }
     for (i, d) in datas.iter().enumerate() {
@@ -377,8 +380,8 @@ pub fn validate_shm(
         }
     };
     let mut out = Vec::with_capacity(planes);
-    if datas.len() >= planes {
-        for (p, d) in datas.iter().take(planes).enumerate() {
+    if datas.len() == planes {
+        for (p, d) in datas.iter().enumerate() {
             chunk_fits(p, d)?;
             let span = check_plane(
                 fmt,
@@ -714,6 +717,17 @@ mod tests {
         let d = shm(12288, 0, 12288, 256);
         assert_eq!(
             validate_shm(f, 64, 48, &[d, d, d, d, d]).unwrap_err().0,
+            DropReason::BadLayout
+        );
+        // one more data than the format has planes
+        assert_eq!(
+            validate_shm(f, 64, 48, &[d, d]).unwrap_err().0,
+            DropReason::BadLayout
+        );
+        assert_eq!(
+            validate_shm(PixelFormat::Nv12, 64, 48, &[d, d, d])
+                .unwrap_err()
+                .0,
             DropReason::BadLayout
         );
         // a DMA-BUF data in an SHM stream

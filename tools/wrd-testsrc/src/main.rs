@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libspa::param::format::{MediaSubtype, MediaType};
 use libspa::param::format_utils::parse_format;
@@ -27,6 +27,8 @@ use pipewire_sys as pw_sys;
 use pw::stream::{StreamFlags, StreamRef, StreamState};
 use wrd_capture::{PixelFormat, PlaneLayout};
 use wrd_testsrc::{dmabuf, pattern, spa};
+
+mod evil;
 
 const USAGE: &str = "\
 usage: wrd-testsrc [options]
@@ -50,6 +52,13 @@ usage: wrd-testsrc [options]
   --alloc-modifiers M[,M..]  the modifiers that can be allocated (default: all)
   --dmabuf-only       with --modifiers: no SHM EnumFormat
   --shm-only          no modifiers, SHM only (the default)
+  --evil MODE[,MODE]  lie to consumers (see docs/testbench.md), modes:
+                      offset-past-end offset-wrap stride-small size-small
+                      zero-size maxsize-gt-fd unmappable-fd too-many-planes
+                      huge-dims zero-dims damage-outside crop-outside
+                      cursor-oversized truncated-meta vanish=N silent-after=N
+                      silent-for=MS format-storm
+  --evil-every K      corrupt every K-th frame / buffer (default 2)
 stdout: `node <index> <node_id> <node_name>` per stream, then `ready`.";
 
 /// The largest cursor bitmap the Cursor meta has room for.
@@ -74,6 +83,7 @@ struct Args {
     stride_align: usize,
     buffers: u32,
     dmabuf: dmabuf::DmabufConfig,
+    evil: evil::Evil,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -92,6 +102,10 @@ fn parse_args() -> Result<Args, String> {
         stride_align: 4,
         buffers: 4,
         dmabuf: dmabuf::DmabufConfig::default(),
+        evil: evil::Evil {
+            modes: Vec::new(),
+            every: 2,
+        },
     };
     let mut shm_only = false;
     let mut it = std::env::args().skip(1);
@@ -143,6 +157,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dmabuf-only" => a.dmabuf.dmabuf_only = true,
             "--shm-only" => shm_only = true,
+            "--evil" => a.evil.modes.extend(evil::Evil::parse(&value(&key)?)?),
+            "--evil-every" => a.evil.every = num(&key, &value(&key)?)?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -173,6 +189,12 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.dmabuf.enabled() && a.one_block {
         return Err("--one-block is for SHM only (DMA-BUF planes get one fd each)".into());
+    }
+    if a.evil.every == 0 {
+        return Err("--evil-every must be at least 1".into());
+    }
+    if a.evil.has(evil::Mode::FormatStorm) {
+        a.resize_every = 1;
     }
     Ok(a)
 }
@@ -230,6 +252,12 @@ struct Ctx {
     modifier: Option<u64>,
     /// Buffers allocated so far (numbers them in the log).
     allocated: u64,
+    /// Buffers added so far (`--evil` per-buffer lies count them).
+    added: u64,
+    /// `--evil vanish=N`: the stream is to be disconnected / was.
+    vanish: Option<bool>,
+    /// `--evil silent-after=N`: when the silence began.
+    silent_since: Option<Instant>,
 }
 
 impl Ctx {
@@ -238,6 +266,27 @@ impl Ctx {
     }
 
     /// True when the next frame can be produced at the negotiated size.
+    /// `--evil silent-after=N [silent-for=MS]`: no frames now.
+    fn silenced(&mut self) -> bool {
+        let Some(n) = self.args.evil.silent_after() else {
+            return false;
+        };
+        if self.seq < n {
+            return false;
+        }
+        let since = *self.silent_since.get_or_insert_with(|| {
+            eprintln!(
+                "wrd-testsrc: stream {}: silent after {n} frames",
+                self.index
+            );
+            Instant::now()
+        });
+        match self.args.evil.silent_for() {
+            Some(d) => since.elapsed() < d,
+            None => true,
+        }
+    }
+
     fn ready_for_frame(&self) -> bool {
         let want = pattern::size_at(
             self.args.width,
@@ -246,6 +295,7 @@ impl Ctx {
             self.seq,
         );
         self.streaming
+            && self.vanish.is_none()
             && !self.done()
             && self.buffers > 0
             && self
@@ -267,6 +317,7 @@ impl Ctx {
 fn buffer_params(args: &Args, neg: &Negotiated, dmabuf: bool) -> Vec<Vec<u8>> {
     let blocks = neg.blocks(args.one_block);
     let size = blocks.iter().map(|b| b.0).max().unwrap_or(0);
+    let n_blocks = blocks.len() + args.evil.extra_blocks();
     let mut params = vec![spa::object(
         spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
         spa_sys::SPA_PARAM_Buffers,
@@ -277,7 +328,7 @@ fn buffer_params(args: &Args, neg: &Negotiated, dmabuf: bool) -> Vec<Vec<u8>> {
             ),
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_blocks,
-                Value::Int(blocks.len() as i32),
+                Value::Int(n_blocks as i32),
             ),
             Property::new(spa_sys::SPA_PARAM_BUFFERS_size, Value::Int(size as i32)),
             Property::new(
@@ -460,7 +511,12 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         let buf = (*buffer).buffer;
         std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
     };
-    let blocks = neg.blocks(one_block(&c.args, datas.len(), &neg));
+    let mut blocks = neg.blocks(one_block(&c.args, datas.len(), &neg));
+    for _ in 0..c.args.evil.extra_blocks() {
+        blocks.push(blocks[0]);
+    }
+    let lie = evil::lying_fd(&c.args.evil, c.added);
+    c.added += 1;
     // DMA-BUF buffers are memfds too (no GPU here), typed DmaBuf, holding
     // the picture in LINEAR layout whatever the modifier.
     let (data_type, flags) = match c.modifier {
@@ -468,7 +524,7 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         None => (spa_sys::SPA_DATA_MemFd, spa_sys::SPA_DATA_FLAG_READWRITE),
     };
     let mut fds = Vec::new();
-    for (d, &(size, _)) in datas.iter_mut().zip(&blocks) {
+    for (i, (d, &(size, _))) in datas.iter_mut().zip(&blocks).enumerate() {
         if d.type_ & (1 << data_type) == 0 {
             eprintln!(
                 "wrd-testsrc: data types {:#x} exclude {}",
@@ -525,6 +581,21 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
             unsafe { libc::close(fd) };
             return;
         }
+        // --evil maxsize-gt-fd / unmappable-fd: consumers get another fd for
+        // data 0; our mapping of the real memfd stays (the mapping outlives
+        // the fd, which is closed here).
+        let fd = match lie {
+            Some(other) if i == 0 => {
+                eprintln!(
+                    "wrd-testsrc: evil: buffer {} lies about its fd",
+                    c.added - 1
+                );
+                // SAFETY: closing our own memfd; `ptr` keeps its pages.
+                unsafe { libc::close(fd) };
+                other
+            }
+            _ => fd,
+        };
         d.type_ = data_type;
         d.flags = flags;
         d.fd = fd as i64;
@@ -694,8 +765,17 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             write_cursor(m as *mut spa_sys::spa_meta_cursor, size, seq);
         }
     }
+    // SAFETY: `buf` is dequeued and ours until queued below.
+    unsafe { evil::corrupt_frame(&c.args.evil, buf, seq, (w, h), neg.planes[0].row_bytes) };
     c.last_size = Some((w, h));
     c.seq += 1;
+    if c.args.evil.vanish_after() == Some(c.seq) {
+        eprintln!(
+            "wrd-testsrc: stream {}: evil: vanishing after {} frames",
+            c.index, c.seq
+        );
+        c.vanish = Some(false);
+    }
     let done = c.done();
     let index = c.index;
     drop(c);
@@ -887,6 +967,9 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             fixation: dmabuf::Fixation::new(args.dmabuf.clone()),
             modifier: None,
             allocated: 0,
+            added: 0,
+            vanish: None,
+            silent_since: None,
         }));
         let listener = stream
             .add_local_listener_with_user_data(ctx.clone())
@@ -913,6 +996,7 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             .register()
             .map_err(|e| format!("stream {index}: listener: {e}"))?;
         let (w, h) = pattern::size_at(args.width, args.height, args.resize_every, 0);
+        let (w, h) = args.evil.announced_size().unwrap_or((w, h));
         let fmt_pods = ctx.borrow().enum_formats(w, h);
         let mut params = spa::pods(&fmt_pods);
         stream
@@ -971,9 +1055,20 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             for s in slots.iter() {
                 // Decide under the borrow; act (which may call back into
                 // the stream's listener) without it.
+                if s.ctx.borrow().vanish == Some(false) {
+                    s.ctx.borrow_mut().vanish = Some(true);
+                    all_done = false;
+                    if let Err(e) = s.stream.disconnect() {
+                        eprintln!("wrd-testsrc: disconnect: {e}");
+                    }
+                    continue;
+                }
                 let resize = {
                     let mut c = s.ctx.borrow_mut();
                     all_done &= c.done();
+                    if c.silenced() {
+                        continue;
+                    }
                     let want = pattern::size_at(args.width, args.height, args.resize_every, c.seq);
                     let have = c.neg.as_ref().map(|n| (n.width, n.height));
                     if !c.streaming || c.done() || c.resize_pending == Some(want) {

@@ -1,0 +1,9 @@
+#![no_main]
+//! cargo-fuzz target: see `fuzz/bodies.rs` (`metas`).
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../bodies.rs"]
+mod bodies;
+
+fuzz_target!(|data: &[u8]| bodies::metas(data));

@@ -1,0 +1,156 @@
+//! C-API misuse (`tests/c/misuse.c`): NULL pointers, double release, frames
+//! held past remove, six threads at once, remove/destroy from inside
+//! callbacks, a stream used after its capture was destroyed. Built like
+//! `tests/c_api.rs` (`make install` + pkg-config), run against a private
+//! PipeWire. `WRD_MISUSE_VALGRIND=1` runs the program under valgrind
+//! memcheck (zero errors required).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use wrd_testsrc::sandbox::{Producer, Sandbox};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `make install` into a private prefix, once per test binary.
+fn prefix() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wrd-c-misuse-{}", std::process::id()));
+        let prefix = dir.join("prefix");
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        let out = Command::new("make")
+            .current_dir(ROOT)
+            .arg("install")
+            .arg(format!("PREFIX={}", prefix.display()))
+            .arg(format!("PROFILE={profile}"))
+            .output()
+            .expect("make");
+        assert!(
+            out.status.success(),
+            "make install failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for f in [
+            "include/wrd_capture.h",
+            "lib/pkgconfig/wrd-capture.pc",
+            "lib/libwrd_capture.so",
+            "lib/libwrd_capture.a",
+        ] {
+            assert!(prefix.join(f).exists(), "{f} installed");
+        }
+        prefix
+    })
+}
+
+fn pkg_config(args: &[&str]) -> Vec<String> {
+    let out = Command::new("pkg-config")
+        .args(args)
+        .arg("wrd-capture")
+        .env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config");
+    assert!(
+        out.status.success(),
+        "pkg-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Build `tests/c/<name>.c` (or as C++) with the installed header and
+/// pkg-config only.
+fn build(name: &str, compiler: &str, std: &str) -> PathBuf {
+    let src = Path::new(ROOT).join("tests/c").join(format!("{name}.c"));
+    let exe = prefix()
+        .parent()
+        .unwrap()
+        .join(format!("{name}-{compiler}"));
+    let mut cmd = Command::new(compiler);
+    if compiler == "c++" {
+        cmd.args(["-x", "c++"]);
+    }
+    cmd.arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
+        .args(pkg_config(&["--cflags"]))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .args(pkg_config(&["--libs"]));
+    let out = cmd.output().expect("compiler");
+    assert!(
+        out.status.success(),
+        "{compiler} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+fn run(sb: &Sandbox, exe: &Path, args: &[String]) -> String {
+    let out = sb
+        .command(exe)
+        .args(args)
+        .env("LD_LIBRARY_PATH", prefix().join("lib"))
+        .output()
+        .expect("run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{} failed:\n{text}", exe.display());
+    text
+}
+
+/// Run `misuse NODE GROUP` (under valgrind with WRD_MISUSE_VALGRIND=1),
+/// killed after `limit`: a hang is a failure, not a stuck CI job.
+fn misuse(group: &str, limit_s: u32) -> String {
+    let sb = Sandbox::start();
+    let p = Producer::spawn(&sb, &["--rate", "60", "--size", "160x120"]);
+    let exe = build("misuse", "cc", "c11");
+    let mut args = vec!["-s".to_string(), "KILL".to_string(), limit_s.to_string()];
+    if std::env::var_os("WRD_MISUSE_VALGRIND").is_some() {
+        let supp = Path::new(ROOT).join("scripts/valgrind.supp");
+        args.extend([
+            "valgrind".to_string(),
+            "--error-exitcode=1".to_string(),
+            "--leak-check=no".to_string(),
+            format!("--suppressions={}", supp.display()),
+        ]);
+    }
+    args.push(exe.display().to_string());
+    args.push(p.nodes()[0].id.to_string());
+    args.push(group.to_string());
+    let text = run(&sb, Path::new("timeout"), &args);
+    eprintln!("{text}");
+    assert!(text.contains("all ok"), "{text}");
+    text
+}
+
+#[test]
+fn c_api_misuse_has_documented_answers_and_no_memory_errors() {
+    misuse("basic", 300);
+}
+
+/// Six threads at once on one capture (pull + ref/release, stats/events,
+/// add/remove streams). Deadlocks today: a frame dropped on the PipeWire
+/// thread while it handles a command (pw_stream_disconnect runs other
+/// streams' process callbacks synchronously) sends ReturnBuffer through
+/// `CaptureShared::send`, which needs the `sender` lock and then the
+/// pipewire-rs channel's mutex — held by the same thread for the whole
+/// receiver callback; a caller in `Stream::drop` holds `sender` while it
+/// waits for that mutex. See docs/robustness.md.
+#[test]
+fn c_api_from_six_threads_at_once() {
+    misuse("threads", 120);
+}
