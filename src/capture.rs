@@ -785,26 +785,30 @@ fn run_loop(
     }
     let _ = ready.send(Ok(()));
 
-    let _commands = mainloop.loop_().add_io(shared.wake.as_raw_fd(), pw::spa::support::system::IoFlags::IN, {
-        let state = Rc::downgrade(&state);
-        move |fd| {
-            crate::callback_panic_boundary!("commands", {
-                let mut v: u64 = 0;
-                // SAFETY: reading 8 bytes into a local from our own
-                // non-blocking eventfd.
-                unsafe { libc::read(*fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
-                let Some(state) = state.upgrade() else { return };
-                // One at a time, no lock held while a command runs: a
-                // command may queue more (they run in this same loop).
-                while let Some(cmd) = state.shared.next_command() {
-                    handle_command(&state, cmd);
-                    if state.shared.quit.load(Ordering::Acquire) {
-                        break;
+    let _commands = mainloop.loop_().add_io(
+        shared.wake.as_raw_fd(),
+        pw::spa::support::system::IoFlags::IN,
+        {
+            let state = Rc::downgrade(&state);
+            move |fd| {
+                crate::callback_panic_boundary!("commands", {
+                    let mut v: u64 = 0;
+                    // SAFETY: reading 8 bytes into a local from our own
+                    // non-blocking eventfd.
+                    unsafe { libc::read(*fd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+                    let Some(state) = state.upgrade() else { return };
+                    // One at a time, no lock held while a command runs: a
+                    // command may queue more (they run in this same loop).
+                    // Drain to empty: the eventfd was read, so a command left
+                    // in the queue would wait for the next wake-up (a Quit left
+                    // behind hung Capture::drop).
+                    while let Some(cmd) = state.shared.next_command() {
+                        handle_command(&state, cmd);
                     }
-                }
-            })
-        }
-    });
+                })
+            }
+        },
+    );
 
     // A coarse tick for timeouts (missing node, negotiation, stalls).
     let tick = mainloop.loop_().add_timer({

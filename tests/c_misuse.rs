@@ -117,7 +117,10 @@ fn run(sb: &Sandbox, exe: &Path, args: &[String]) -> String {
 fn misuse(group: &str, limit_s: u32) -> String {
     let sb = Sandbox::start();
     let p = Producer::spawn(&sb, &["--rate", "60", "--size", "160x120"]);
-    let exe = build("misuse", "cc", "c11");
+    // Built once per test binary: two tests compiling the same path at once
+    // made one exec a file the other was still writing (ETXTBSY).
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let exe = EXE.get_or_init(|| build("misuse", "cc", "c11")).clone();
     let mut args = vec!["-s".to_string(), "KILL".to_string(), limit_s.to_string()];
     if std::env::var_os("WRD_MISUSE_VALGRIND").is_some() {
         let supp = Path::new(ROOT).join("scripts/valgrind.supp");
