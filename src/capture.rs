@@ -470,32 +470,50 @@ fn run_loop(
     shared.connected.store(true, Ordering::Release);
     let _ = ready.send(Ok(()));
 
-    let _receiver = rx.attach(mainloop.loop_(), {
-        let state = Rc::downgrade(&state);
-        move |cmd| {
-            crate::callback_panic_boundary!("command", {
-                if let Some(state) = state.upgrade() {
-                    handle_command(&state, cmd);
-                }
-            })
-        }
+    // A coarse tick for timeouts (missing node, negotiation, stalls) and the
+    // fps figure: every TICK_FAST while some stream waits for its node or
+    // format or has a stall timeout, else every TICK_SLOW, so that a steady
+    // stream's thread wakes for frames only (at 60 fps the 50 ms tick was a
+    // quarter of its wake-ups; see docs/bench/RESULTS.md).
+    let tick = Rc::new(TickCtl {
+        loop_: mainloop.loop_().as_raw_ptr(),
+        source: std::cell::Cell::new(std::ptr::null_mut()),
+        period: std::cell::Cell::new(TICK_FAST),
     });
-
-    // A coarse tick for timeouts (missing node, negotiation, stalls).
-    let tick = mainloop.loop_().add_timer({
+    let tick_source = mainloop.loop_().add_timer({
         let state = Rc::downgrade(&state);
+        let tick = Rc::downgrade(&tick);
         move |_| {
             crate::callback_panic_boundary!("tick", {
                 if let Some(state) = state.upgrade() {
-                    crate::pwstream::tick(&state, Instant::now());
+                    let fast = crate::pwstream::tick(&state, Instant::now());
+                    if let Some(tick) = tick.upgrade() {
+                        tick.set(if fast { TICK_FAST } else { TICK_SLOW });
+                    }
                 }
             })
         }
     });
-    tick.update_timer(
-        Some(Duration::from_millis(50)),
-        Some(Duration::from_millis(50)),
-    );
+    tick_source.update_timer(Some(TICK_FAST), Some(TICK_FAST));
+    tick.source.set(pw::loop_::IsSource::as_ptr(&tick_source));
+
+    let _receiver = rx.attach(mainloop.loop_(), {
+        let state = Rc::downgrade(&state);
+        let tick = Rc::downgrade(&tick);
+        move |cmd| {
+            crate::callback_panic_boundary!("command", {
+                if let Some(state) = state.upgrade() {
+                    let added = matches!(cmd, Command::AddStream { .. });
+                    handle_command(&state, cmd);
+                    if added {
+                        if let Some(tick) = tick.upgrade() {
+                            tick.set(TICK_FAST);
+                        }
+                    }
+                }
+            })
+        }
+    });
 
     if !shared.quit.load(Ordering::Acquire) {
         mainloop.run();
@@ -503,7 +521,8 @@ fn run_loop(
 
     // Tear down: streams first (disconnect returns their buffers), then the
     // listeners, registry, core and context, in that order.
-    drop(tick);
+    tick.source.set(std::ptr::null_mut());
+    drop(tick_source);
     let entries: Vec<StreamEntry> = state.streams.borrow_mut().drain().map(|(_, e)| e).collect();
     for e in entries {
         e.shared.enabled.store(false, Ordering::Release);
@@ -519,6 +538,48 @@ fn run_loop(
     drop(core);
     drop(context);
     Ok(())
+}
+
+/// Tick period while a stream waits for its node or format, or has a stall
+/// timeout (the header's "plus 50 ms").
+const TICK_FAST: Duration = Duration::from_millis(50);
+/// Tick period otherwise (fps figure, mid-stream renegotiation timeout).
+const TICK_SLOW: Duration = Duration::from_millis(500);
+
+/// The tick timer as its own callback and the command handler re-arm it.
+/// (`TimerSource` borrows the loop, so the `'static` callbacks hold raw
+/// pointers instead; `source` is null once the timer is destroyed.)
+struct TickCtl {
+    loop_: *mut pw::sys::pw_loop,
+    source: std::cell::Cell<*mut pw::spa::sys::spa_source>,
+    period: std::cell::Cell<Duration>,
+}
+
+impl TickCtl {
+    fn set(&self, period: Duration) {
+        let source = self.source.get();
+        if self.period.get() == period || source.is_null() {
+            return;
+        }
+        let mut ts = pw::spa::sys::timespec {
+            tv_sec: period.as_secs() as _,
+            tv_nsec: period.subsec_nanos() as _,
+        };
+        let mut interval = ts;
+        // SAFETY: called on the loop's thread from a callback of that loop;
+        // `loop_` is the main loop (alive while it runs) and `source` the
+        // tick timer, not yet destroyed (non-null). This is what
+        // `TimerSource::update_timer` does.
+        unsafe {
+            let utils = (*self.loop_).utils;
+            let iface = std::ptr::addr_of_mut!((*utils).iface);
+            let funcs = (*iface).cb.funcs as *const pw::spa::sys::spa_loop_utils_methods;
+            if let Some(f) = (*funcs).update_timer {
+                f((*iface).cb.data, source, &mut ts, &mut interval, false);
+            }
+        }
+        self.period.set(period);
+    }
 }
 
 fn handle_command(state: &Rc<LoopState>, cmd: Command) {

@@ -677,11 +677,17 @@ pub(crate) fn node_removed(state: &Rc<LoopState>, id: u32) {
     }
 }
 
-pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
+/// The periodic checks. Returns true while some stream needs the fast tick:
+/// it waits for its node or format, or has a stall timeout.
+pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) -> bool {
     let opts = &state.shared.options;
+    let mut fast = false;
     let mut events: Vec<(Arc<StreamShared>, Vec<Event>)> = Vec::new();
     for e in state.streams.borrow().values() {
         let mut c = e.core.borrow_mut();
+        fast |= !c.closed
+            && ((!c.error_sent && (c.node_seen_at.is_none() || c.format.is_none()))
+                || !c.stall_timeout.is_zero());
         let mut evs = Vec::new();
         let elapsed = now.duration_since(c.fps_window.0);
         if elapsed >= Duration::from_secs(1) {
@@ -733,4 +739,5 @@ pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
             s.emit(ev);
         }
     }
+    fast
 }
