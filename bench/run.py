@@ -471,6 +471,7 @@ def write_results(results, opts, argv, started, finished, mach):
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"machine": mach, "started": started, "finished": finished, "argv": argv,
+                   "opts": {"repeat": opts.repeat, "seconds": opts.seconds, "warmup": opts.warmup},
                    "configs": results}, f, indent=1)
     have_chart = chart(results, os.path.join(OUT, "chart.png"))
     notes = ""
@@ -551,8 +552,17 @@ def main():
     ap.add_argument("--quick", action="store_true", help="1 repeat, 2 s windows, no files unless --write")
     ap.add_argument("--write", action="store_true", help="write docs/bench also with --quick")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="only rewrite RESULTS.md and chart.png from a results.json (e.g. after editing notes.md)")
     argv = sys.argv[1:]
     opts = ap.parse_args()
+    if opts.from_json:
+        with open(opts.from_json) as f:
+            saved = json.load(f)
+        old = argparse.Namespace(**saved["opts"]) if "opts" in saved else opts
+        write_results(saved["configs"], old, saved["argv"], saved["started"], saved["finished"],
+                      saved["machine"])
+        return
     if opts.quick:
         opts.repeat, opts.seconds, opts.warmup = 1, 2.0, 0.5
     opts.consumers = [c for c in opts.consumers.split(",") if c]
