@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wrd_capture::convert::DstFormat;
-use wrd_capture::{monotonic_ns, Capture, CaptureOptions, Frame, StreamConfig};
+use wrd_capture::{monotonic_ns, Capture, CaptureOptions, Event, Frame, StreamConfig, StreamState};
 
 static MEASURING: AtomicBool = AtomicBool::new(false);
 /// The GStreamer pipeline's base time (ns), once it plays.
@@ -45,6 +45,9 @@ struct Tally {
     /// Latency pts -> callback in ns, during the window only.
     lat: Mutex<Vec<u64>>,
     convert_errors: AtomicU64,
+    /// wrd-capture only: when the first FormatChanged and Streaming events came.
+    format_ns: AtomicU64,
+    streaming_ns: AtomicU64,
 }
 
 impl Tally {
@@ -57,6 +60,8 @@ impl Tally {
             seq_gaps: AtomicU64::new(0),
             lat: Mutex::new(Vec::with_capacity(capacity)),
             convert_errors: AtomicU64::new(0),
+            format_ns: AtomicU64::new(0),
+            streaming_ns: AtomicU64::new(0),
         }
     }
 
@@ -236,12 +241,23 @@ fn start_wrd(args: &Args, tallies: &[Arc<Tally>]) -> Result<WrdBackend, String> 
             }
         });
         let t = tallies[streams.len()].clone();
+        let te = t.clone();
+        let on_event: Box<dyn FnMut(&Event) + Send> = Box::new(move |e: &Event| {
+            let now = monotonic_ns();
+            let slot = match e {
+                Event::FormatChanged(_) => &te.format_ns,
+                Event::StateChanged(StreamState::Streaming) => &te.streaming_ns,
+                _ => return,
+            };
+            let _ = slot.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        });
         t.added_ns.store(monotonic_ns(), Ordering::Relaxed);
         let s = cap
             .add_stream(
                 *node,
                 StreamConfig {
                     on_frame: Some(on_frame),
+                    on_event: Some(on_event),
                     ..Default::default()
                 },
             )
@@ -481,6 +497,21 @@ fn run(args: &Args) -> Result<(), String> {
             (t.first_ns.load(Ordering::Relaxed) - t.added_ns.load(Ordering::Relaxed)) as f64 / 1e6
         })
         .collect();
+    let since_add = |f: fn(&Tally) -> &AtomicU64| -> Vec<f64> {
+        tallies
+            .iter()
+            .map(|t| {
+                let v = f(t).load(Ordering::Relaxed);
+                if v == 0 {
+                    -1.0
+                } else {
+                    (v - t.added_ns.load(Ordering::Relaxed)) as f64 / 1e6
+                }
+            })
+            .collect()
+    };
+    let format_ms = since_add(|t| &t.format_ns);
+    let streaming_ms = since_add(|t| &t.streaming_ns);
     let conv_err: u64 = tallies
         .iter()
         .map(|t| t.convert_errors.load(Ordering::Relaxed))
@@ -504,7 +535,7 @@ fn run(args: &Args) -> Result<(), String> {
          \"seq_gaps\":{},\"cpu_ns\":{cpu},\"cpu_stat_ns\":{},\"cpu_us_per_frame\":{:.3},\
          \"cpu_stat_us_per_frame\":{:.3},\"cpu_pct\":{:.3},\
          \"lat_n\":{},\"lat_p50_us\":{:.1},\"lat_p99_us\":{:.1},\"lat_max_us\":{:.1},\
-         \"first_frame_ms\":[{}],\"rss_anon_kb\":{rss},\"rss_anon_start_kb\":{rss_start},\
+         \"first_frame_ms\":[{}],\"format_ms\":[{}],\"streaming_ms\":[{}],\"rss_anon_kb\":{rss},\"rss_anon_start_kb\":{rss_start},\
          \"private_dirty_kb\":{private_anon},\"convert_errors\":{conv_err}}}",
         args.mode,
         list(&frames),
@@ -521,6 +552,8 @@ fn run(args: &Args) -> Result<(), String> {
         percentile(&lat, 99.0) / 1e3,
         lat.last().copied().unwrap_or(0) as f64 / 1e3,
         flist(&first_ms),
+        flist(&format_ms),
+        flist(&streaming_ms),
     );
     let _ = std::io::stdout().flush();
     drop(backend);
