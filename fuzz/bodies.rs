@@ -87,7 +87,7 @@ fn check_format(pod: &Pod) {
 /// values of every pod type, choices included).
 pub fn format_param(data: &[u8]) {
     let mut inp = Input::new(data);
-    if inp.u8() % 2 == 0 {
+    if inp.u8().is_multiple_of(2) {
         let raw = inp.rest();
         let v = aligned(raw);
         // SAFETY: v holds raw.len() initialised bytes.
@@ -122,7 +122,7 @@ pub fn format_param(data: &[u8]) {
     ];
     let n = inp.u8() % 10;
     for _ in 0..n {
-        let key = if inp.u8() % 8 == 0 {
+        let key = if inp.u8().is_multiple_of(8) {
             inp.u32()
         } else {
             inp.pick(&keys)
@@ -177,7 +177,7 @@ pub fn format_param(data: &[u8]) {
         });
     }
     let obj = Value::Object(Object {
-        type_: if inp.u8() % 16 == 0 {
+        type_: if inp.u8().is_multiple_of(16) {
             inp.u32()
         } else {
             s::SPA_TYPE_OBJECT_Format
@@ -392,7 +392,7 @@ pub fn converters(data: &[u8]) {
     let rects: Vec<Rect> = (0..inp.u8() % 4)
         .map(|_| Rect::new(inp.edgy(w / 2), inp.edgy(h / 2), inp.edgy(w), inp.edgy(h)))
         .collect();
-    let use_rects = inp.u8() % 2 == 0;
+    let use_rects = inp.u8().is_multiple_of(2);
     let level = inp.pick(&[
         None,
         Some(SimdLevel::Scalar),
@@ -405,7 +405,7 @@ pub fn converters(data: &[u8]) {
     let opts = Options {
         threads: 1 + (inp.u8() % 3) as usize,
         level,
-        backend: if inp.u8() % 2 == 0 {
+        backend: if inp.u8().is_multiple_of(2) {
             convert::Backend::Auto
         } else {
             convert::Backend::Own

@@ -44,6 +44,8 @@ usage: wrd-testsrc [options]
   --no-cursor         do not offer the Cursor meta
   --no-damage         do not offer the VideoDamage meta
   --one-block         all planes in one data block (default: one per plane)
+  --repaint-damage    repaint only what changed since the frame a buffer holds
+                      (same pictures, far less producer CPU for big frames)
   --stride-align N    align row strides to N bytes (power of two, default 4)
   --buffers N         preferred number of buffers (default 4)
   --modifiers M[,M..] offer DMA-BUF with these DRM modifiers (0xHEX, decimal,
@@ -84,6 +86,7 @@ struct Args {
     buffers: u32,
     dmabuf: dmabuf::DmabufConfig,
     evil: evil::Evil,
+    repaint_damage: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -106,6 +109,7 @@ fn parse_args() -> Result<Args, String> {
             modes: Vec::new(),
             every: 2,
         },
+        repaint_damage: false,
     };
     let mut shm_only = false;
     let mut it = std::env::args().skip(1);
@@ -149,6 +153,7 @@ fn parse_args() -> Result<Args, String> {
             "--no-cursor" => a.cursor = false,
             "--no-damage" => a.damage = false,
             "--one-block" => a.one_block = true,
+            "--repaint-damage" => a.repaint_damage = true,
             "--stride-align" => a.stride_align = num(&key, &value(&key)?)?,
             "--buffers" => a.buffers = num(&key, &value(&key)?)?,
             "--modifiers" => a.dmabuf.modifiers = dmabuf::parse_modifier_list(&value(&key)?)?,
@@ -258,6 +263,9 @@ struct Ctx {
     vanish: Option<bool>,
     /// `--evil silent-after=N`: when the silence began.
     silent_since: Option<Instant>,
+    /// `--repaint-damage`: the frame (seq, width, height) each buffer holds,
+    /// by pw_buffer address; forgotten when the buffer is added or removed.
+    painted: std::collections::HashMap<usize, (u64, u32, u32)>,
 }
 
 impl Ctx {
@@ -500,6 +508,7 @@ fn names(m: &dmabuf::FormatModifier) -> String {
 
 fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     let mut c = ctx.borrow_mut();
+    c.painted.remove(&(buffer as usize));
     let Some(neg) = c.neg.clone() else {
         eprintln!("wrd-testsrc: add_buffer without a format");
         return;
@@ -621,6 +630,7 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
 }
 
 fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
+    ctx.borrow_mut().painted.remove(&(buffer as usize));
     // SAFETY: as in add_buffer; the buffer is valid until we return.
     let datas = unsafe {
         let buf = (*buffer).buffer;
@@ -708,7 +718,12 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
                 .collect()
         };
         let strides: Vec<usize> = neg.planes.iter().map(|l| l.stride).collect();
-        pattern::fill(fmt, w, h, seq, c.index, &mut planes, &strides);
+        match c.painted.get(&(b as usize)) {
+            Some(&(since, pw, ph)) if c.args.repaint_damage && (pw, ph) == (w, h) => {
+                pattern::fill_update(fmt, w, h, since, seq, c.index, &mut planes, &strides)
+            }
+            _ => pattern::fill(fmt, w, h, seq, c.index, &mut planes, &strides),
+        }
     }
     for (d, &(size, stride)) in datas.iter().zip(&blocks) {
         // SAFETY: chunk points into the buffer's shared header, ours while
@@ -768,6 +783,7 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
     // SAFETY: `buf` is dequeued and ours until queued below.
     unsafe { evil::corrupt_frame(&c.args.evil, buf, seq, (w, h), neg.planes[0].row_bytes) };
     c.last_size = Some((w, h));
+    c.painted.insert(b as usize, (seq, w, h));
     c.seq += 1;
     if c.args.evil.vanish_after() == Some(c.seq) {
         eprintln!(
@@ -970,6 +986,7 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             added: 0,
             vanish: None,
             silent_since: None,
+            painted: Default::default(),
         }));
         let listener = stream
             .add_local_listener_with_user_data(ctx.clone())

@@ -480,6 +480,67 @@ pub fn fill(
             dst[r * strides[p]..r * strides[p] + row_bytes].copy_from_slice(src);
         }
     }
+    paint_changing(fmt, w, h, seq, stream, planes, strides);
+}
+
+/// Turn a frame buffer that holds frame `since` exactly as [`fill`] wrote it
+/// (same format, size, stream and strides) into frame `seq`: the rows of the
+/// header band and of `since`'s box get their background back, then band and
+/// box of `seq` are painted. The result is byte for byte `fill(seq)`, and
+/// only those rows are written (for producers that repaint the damage only:
+/// `wrd-testsrc --repaint-damage`).
+#[allow(clippy::too_many_arguments)]
+pub fn fill_update(
+    fmt: PixelFormat,
+    w: u32,
+    h: u32,
+    since: u64,
+    seq: u64,
+    stream: u32,
+    planes: &mut [&mut [u8]],
+    strides: &[usize],
+) {
+    let lens: Vec<usize> = planes.iter().map(|p| p.len()).collect();
+    check_args(fmt, w, h, &lens, strides);
+    if w == 0 || h == 0 {
+        return;
+    }
+    let bg = background(fmt, w, stream);
+    let spans: Vec<(u32, u32)> = [band_rect(w, h), box_rect(w, h, since)]
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let y0 = r.y.max(0) as u32;
+            (y0.min(h), (y0 + r.h).min(h))
+        })
+        .collect();
+    for (p, (row_bytes, period, data)) in bg.planes.iter().enumerate() {
+        let (_, rows) = fmt.plane_size(p, w, h).expect("checked above");
+        // Chroma planes of 4:2:0 formats have half the rows.
+        let vsub = if rows < h as usize { 2 } else { 1 };
+        let dst = &mut *planes[p];
+        for &(y0, y1) in &spans {
+            let r0 = y0 as usize / vsub;
+            let r1 = (y1 as usize).div_ceil(vsub).min(rows);
+            for r in r0..r1 {
+                let src = &data[(r % period) * row_bytes..][..*row_bytes];
+                dst[r * strides[p]..r * strides[p] + row_bytes].copy_from_slice(src);
+            }
+        }
+    }
+    paint_changing(fmt, w, h, seq, stream, planes, strides);
+}
+
+/// The parts that change from frame to frame: header band and box.
+fn paint_changing(
+    fmt: PixelFormat,
+    w: u32,
+    h: u32,
+    seq: u64,
+    stream: u32,
+    planes: &mut [&mut [u8]],
+    strides: &[usize],
+) {
     if let Some(band) = band_rect(w, h) {
         let word = code_word(seq, stream);
         let cells_per_row = band.w / 2;
@@ -677,6 +738,30 @@ pub fn cursor_bitmap_changed(seq: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_update_equals_fill() {
+        for fmt in PixelFormat::ALL {
+            for &(w, h) in &[(64, 64), (130, 97), (320, 240), (17, 9)] {
+                for &(since, seq) in &[(0u64, 1u64), (5, 9), (40, 41), (100, 104)] {
+                    let (mut buf, layout) = filled(fmt, w, h, since, 3, 16);
+                    let strides: Vec<usize> = layout.iter().map(|l| l.stride).collect();
+                    fill_update(
+                        fmt,
+                        w,
+                        h,
+                        since,
+                        seq,
+                        3,
+                        &mut split_planes(&mut buf, &layout),
+                        &strides,
+                    );
+                    let (want, _) = filled(fmt, w, h, seq, 3, 16);
+                    assert!(buf == want, "{fmt} {w}x{h} {since}->{seq}");
+                }
+            }
+        }
+    }
 
     fn frame(
         fmt: PixelFormat,
