@@ -39,6 +39,9 @@ if [[ " $legs " == *" host "* ]]; then
     cargo test --workspace --no-fail-fast 2>&1 | tee target/test-all.log || failed=1
     grep -E '^test result:' target/test-all.log | awk '{p+=$4; f+=$6} END {printf "host leg rust: %d passed, %d failed\n", p, f}'
 
+    step "hostile-producer tests under valgrind memcheck (zero errors required)"
+    bash scripts/valgrind-hostile.sh 2>&1 | tail -n 25 || failed=1
+
     step "DRM/KMS source in a VM (virtio-gpu under qemu)"
     bash tools/drm-vm/run.sh 2>&1 | tail -n 20 || failed=1
 
