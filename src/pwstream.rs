@@ -221,8 +221,11 @@ pub(crate) fn add(
                     };
                     // After an error (or the node going away) the stream
                     // keeps that state until frames flow again.
+                    // A node that went away stays Closed even when the
+                    // session manager then fails the stream (WirePlumber
+                    // 0.5 with node.dont-fallback).
                     let sticky = (closed || errored) && st != StreamState::Streaming;
-                    if !sticky || st == StreamState::Error {
+                    if !sticky || (st == StreamState::Error && !closed) {
                         shared.emit(Event::StateChanged(st));
                     }
                 })

@@ -5,112 +5,12 @@
 //! PipeWire. `WRD_MISUSE_VALGRIND=1` runs the program under valgrind
 //! memcheck (zero errors required).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
+use common::cprog::{build, run, ROOT};
 use wrd_testsrc::sandbox::{Producer, Sandbox};
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// `make install` into a private prefix, once per test binary.
-fn prefix() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("wrd-c-misuse-{}", std::process::id()));
-        let prefix = dir.join("prefix");
-        let profile = if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        };
-        let out = Command::new("make")
-            .current_dir(ROOT)
-            .arg("install")
-            .arg(format!("PREFIX={}", prefix.display()))
-            .arg(format!("PROFILE={profile}"))
-            .output()
-            .expect("make");
-        assert!(
-            out.status.success(),
-            "make install failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for f in [
-            "include/wrd_capture.h",
-            "lib/pkgconfig/wrd-capture.pc",
-            "lib/libwrd_capture.so",
-            "lib/libwrd_capture.a",
-        ] {
-            assert!(prefix.join(f).exists(), "{f} installed");
-        }
-        prefix
-    })
-}
-
-fn pkg_config(args: &[&str]) -> Vec<String> {
-    let out = Command::new("pkg-config")
-        .args(args)
-        .arg("wrd-capture")
-        .env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig"))
-        .output()
-        .expect("pkg-config");
-    assert!(
-        out.status.success(),
-        "pkg-config: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
-/// Build `tests/c/<name>.c` (or as C++) with the installed header and
-/// pkg-config only.
-fn build(name: &str, compiler: &str, std: &str) -> PathBuf {
-    let src = Path::new(ROOT).join("tests/c").join(format!("{name}.c"));
-    let exe = prefix()
-        .parent()
-        .unwrap()
-        .join(format!("{name}-{compiler}"));
-    let mut cmd = Command::new(compiler);
-    if compiler == "c++" {
-        cmd.args(["-x", "c++"]);
-    }
-    cmd.arg(format!("-std={std}"))
-        .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
-        .args(pkg_config(&["--cflags"]))
-        .arg(&src)
-        .arg("-o")
-        .arg(&exe)
-        .args(pkg_config(&["--libs"]));
-    let out = cmd.output().expect("compiler");
-    assert!(
-        out.status.success(),
-        "{compiler} {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
-
-fn run(sb: &Sandbox, exe: &Path, args: &[String]) -> String {
-    let out = sb
-        .command(exe)
-        .args(args)
-        .env("LD_LIBRARY_PATH", prefix().join("lib"))
-        .output()
-        .expect("run");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{} failed:\n{text}", exe.display());
-    text
-}
 
 /// Run `misuse NODE GROUP` (under valgrind with WRD_MISUSE_VALGRIND=1),
 /// killed after `limit`: a hang is a failure, not a stuck CI job.

@@ -190,8 +190,11 @@ fn stats_poll_prints_live_stats_and_fails_on_a_missing_node() {
 
     let out = run(&sb, &exe, &["5".into(), "99999".into()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // WirePlumber 0.4: the library's node timeout ("does not exist");
+    // WirePlumber 0.5: its immediate "defined target not found". Both are
+    // WRD_ERR_NODE_NOT_FOUND.
     assert!(
-        text(&out).contains("does not exist"),
+        text(&out).contains("does not exist") || text(&out).contains("target not found"),
         "the library's message: {}",
         text(&out)
     );

@@ -410,7 +410,12 @@ fn assert_refused_at_negotiation(args: &'static [&'static str]) {
             .any(|(_, e)| matches!(e, Event::FormatChanged(_))),
         "{s}"
     );
-    assert!(r.producer_alive, "the producer is not what failed");
+    // PipeWire 0.3.65 leaves the producer alone; 1.4 fails the link on
+    // both ends, so wrd-testsrc's stream errors and it exits (the modern
+    // leg). What matters is the consumer's side, asserted above.
+    if std::env::var_os("WRD_MODERN_LEG").is_none() {
+        assert!(r.producer_alive, "the producer is not what failed");
+    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cprog;
+
 use std::collections::HashSet;
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};

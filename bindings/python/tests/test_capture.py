@@ -157,6 +157,9 @@ def test_errors_are_exceptions_with_status_and_message(producer):
             with pytest.raises(WrdError) as e:
                 s.pull(timeout=10)
             assert e.value.status == _ffi.WRD_ERR_NEGOTIATION
+        # PipeWire 1.4 fails the link on both ends: the producer whose link
+        # failed exits (0.3.65 leaves it alone). Go on with a fresh one.
+        p = producer("--size", "64x48", "--format", "BGRx")
         for bad in ("1", -1, 2**32, None, 1.5, True):
             with pytest.raises(InvalidArgument) as e:
                 cap.add_stream(bad)
