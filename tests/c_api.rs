@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::cprog::{build, prefix, run};
 use wrd_capture::PixelFormat;
 use wrd_testsrc::pattern;
