@@ -113,7 +113,11 @@ def test_bounded_queue_gives_every_frame_with_metadata(producer):
             frames.append((f.sequence, f.pts_ns, f.received_ns, f.damage, f.cursor))
             f.release()
         seqs = [x[0] for x in frames]
-        assert seqs == list(range(seqs[0], seqs[0] + 10)), seqs
+        # In order, each once. A frame can still be lost before it reaches
+        # the queue (PipeWire recycles a buffer the consumer was too late
+        # for, on a busy machine), so gaps are allowed here; what the queue
+        # itself must not do is drop, checked in the stats below.
+        assert seqs == sorted(seqs) and len(set(seqs)) == 10, seqs
         for seq, pts, received, damage, cursor in frames:
             assert 0 < pts <= received  # both CLOCK_MONOTONIC
             assert received - pts < 1_000_000_000
@@ -121,6 +125,7 @@ def test_bounded_queue_gives_every_frame_with_metadata(producer):
             assert cursor is not None
         pts = [x[1] for x in frames]
         assert pts == sorted(pts)
+        assert s.stats().drops["queue_full"] == 0
 
 
 def test_capture_over_a_socket_fd(sandbox, producer):
