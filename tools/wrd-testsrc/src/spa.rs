@@ -35,6 +35,34 @@ pub fn int_range(default: i32, min: i32, max: i32) -> Value {
 }
 
 /// An int flags choice allowing exactly `flags` (e.g. data type masks).
+/// A consumer's size choice: any size up to 16384x16384 (default 320x240).
+pub fn any_size() -> Value {
+    use libspa::utils::Rectangle;
+    let r = |width, height| Rectangle { width, height };
+    Value::Choice(ChoiceValue::Rectangle(Choice(
+        ChoiceFlags::empty(),
+        ChoiceEnum::Range {
+            default: r(320, 240),
+            min: r(1, 1),
+            max: r(16384, 16384),
+        },
+    )))
+}
+
+/// A consumer's frame-rate choice: 0/1 to 1000/1 (default 30/1).
+pub fn any_rate() -> Value {
+    use libspa::utils::Fraction;
+    let f = |num| Fraction { num, denom: 1 };
+    Value::Choice(ChoiceValue::Fraction(Choice(
+        ChoiceFlags::empty(),
+        ChoiceEnum::Range {
+            default: f(30),
+            min: f(0),
+            max: f(1000),
+        },
+    )))
+}
+
 pub fn int_flags(flags: i32) -> Value {
     Value::Choice(ChoiceValue::Int(Choice(
         ChoiceFlags::empty(),

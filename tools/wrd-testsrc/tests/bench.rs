@@ -465,8 +465,7 @@ mod native {
     use std::time::Duration;
 
     use libspa::param::video::VideoInfoRaw;
-    use libspa::pod::{ChoiceValue, Property, Value};
-    use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Rectangle};
+    use libspa::pod::{Property, Value};
     use libspa_sys as spa_sys;
     use pipewire as pw;
     use wrd_capture::PixelFormat;
@@ -722,34 +721,8 @@ mod native {
         let enum_format = [spa::video_format(
             spa_sys::SPA_PARAM_EnumFormat,
             fmt,
-            Value::Choice(ChoiceValue::Rectangle(Choice(
-                ChoiceFlags::empty(),
-                ChoiceEnum::Range {
-                    default: Rectangle {
-                        width: 320,
-                        height: 240,
-                    },
-                    min: Rectangle {
-                        width: 1,
-                        height: 1,
-                    },
-                    max: Rectangle {
-                        width: 16384,
-                        height: 16384,
-                    },
-                },
-            ))),
-            Value::Choice(ChoiceValue::Fraction(Choice(
-                ChoiceFlags::empty(),
-                ChoiceEnum::Range {
-                    default: Fraction { num: 30, denom: 1 },
-                    min: Fraction { num: 0, denom: 1 },
-                    max: Fraction {
-                        num: 1000,
-                        denom: 1,
-                    },
-                },
-            ))),
+            spa::any_size(),
+            spa::any_rate(),
         )];
         let mut params = spa::pods(&enum_format);
         stream

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use libspa::pod::deserialize::PodDeserializer;
 use libspa::pod::{ChoiceValue, Object, Property, PropertyFlags, Value};
-use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Rectangle};
+use libspa::utils::{Choice, ChoiceEnum, ChoiceFlags};
 use libspa_sys as spa_sys;
 use pipewire as pw;
 use wrd_capture::PixelFormat;
@@ -30,34 +30,8 @@ fn consumer_format(fmt: PixelFormat, mods: Option<&[u64]>) -> Vec<u8> {
     let pod = spa::video_format(
         spa_sys::SPA_PARAM_EnumFormat,
         fmt,
-        Value::Choice(ChoiceValue::Rectangle(Choice(
-            ChoiceFlags::empty(),
-            ChoiceEnum::Range {
-                default: Rectangle {
-                    width: 320,
-                    height: 240,
-                },
-                min: Rectangle {
-                    width: 1,
-                    height: 1,
-                },
-                max: Rectangle {
-                    width: 16384,
-                    height: 16384,
-                },
-            },
-        ))),
-        Value::Choice(ChoiceValue::Fraction(Choice(
-            ChoiceFlags::empty(),
-            ChoiceEnum::Range {
-                default: Fraction { num: 30, denom: 1 },
-                min: Fraction { num: 0, denom: 1 },
-                max: Fraction {
-                    num: 1000,
-                    denom: 1,
-                },
-            },
-        ))),
+        spa::any_size(),
+        spa::any_rate(),
     );
     let Some(mods) = mods else { return pod };
     let mut o: Object = match PodDeserializer::deserialize_any_from(&pod).unwrap().1 {
