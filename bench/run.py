@@ -10,6 +10,7 @@ producer, then, in turn and repeated --repeat times, these consumers:
 
   wrd-count   target/release/wrd-bench --mode count  (wrd-capture, callback counts)
   wrd-bgra    target/release/wrd-bench --mode bgra   (wrd-capture, full BGRA conversion)
+  wrd-rt      target/release/wrd-bench --mode count --realtime (frames on PipeWire's data thread)
   gst         target/release/wrd-bench --mode gst    (pipewiresrc ! fakesink signal-handoffs=true,
                                                       in process; counts frames, seq gaps, latency)
   gst-launch  gst-launch-1.0 pipewiresrc ! fakesink  (plain, as a user runs it; CPU and memory only,
@@ -52,7 +53,9 @@ CONFIGS = [
     ("8x1080p60", ["--size", "1920x1080", "--rate", "60", "--format", "BGRx", "--streams", "8"], 8),
     ("1080p60-NV12", ["--size", "1920x1080", "--rate", "60", "--format", "NV12"], 1),
 ]
-CONSUMERS = ["wrd-count", "wrd-bgra", "gst", "gst-launch"]
+CONSUMERS = ["wrd-count", "wrd-rt", "wrd-bgra", "gst", "gst-launch"]
+# The library's count-only consumers the goals are checked for.
+WRD_COUNTERS = ["wrd-count", "wrd-rt"]
 
 
 def log(*a):
@@ -152,10 +155,10 @@ def gst_chain(nodes):
     return args
 
 
-def run_bench(sb, prod, mode, nodes, seconds, warmup):
+def run_bench(sb, prod, mode, nodes, seconds, warmup, extra=()):
     """One wrd-bench run; returns its JSON plus daemon/producer CPU over its window."""
     cmd = [BENCH, "--mode", mode, "--nodes", ",".join(map(str, nodes)),
-           "--seconds", str(seconds), "--warmup", str(warmup)]
+           "--seconds", str(seconds), "--warmup", str(warmup), *extra]
     p = subprocess.Popen(cmd, env=sb.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     d0 = pr0 = t0 = None
     res = None
@@ -231,8 +234,9 @@ def run_config(name, pargs, n_streams, opts):
                                 frames = g["fps_per_stream"] * n_streams * res["window_s"]
                                 res["cpu_us_per_frame"] = res["cpu_ns"] / 1e3 / frames
                         else:
-                            mode = {"wrd-count": "count", "wrd-bgra": "bgra", "gst": "gst"}[c]
-                            res = run_bench(sb, prod, mode, nodes, secs, opts.warmup)
+                            mode = {"wrd-count": "count", "wrd-rt": "count", "wrd-bgra": "bgra", "gst": "gst"}[c]
+                            extra = ["--realtime"] if c == "wrd-rt" else []
+                            res = run_bench(sb, prod, mode, nodes, secs, opts.warmup, extra)
                     except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                         log(f"   {c}: FAILED: {e}")
                         res = {"mode": c, "error": str(e)}
@@ -348,56 +352,63 @@ def goals(results):
     def line(ok, text):
         out.append(f"- {'MET' if ok else 'MISSED'}: {text}")
 
-    for peer in ("gst-launch", "gst"):
-        half = []
+    present = [w for w in WRD_COUNTERS if any(summarize(cfg, w)["cpu"] for cfg in results)]
+    for wrd in present:
+        for peer in ("gst-launch", "gst"):
+            half = []
+            for cfg in results:
+                r = ratios(cfg, wrd, peer)
+                if r:
+                    half.append((cfg["name"], statistics.median(r), max(r)))
+            if half:
+                worst = max(half, key=lambda x: x[1])
+                line(all(m <= 0.5 for _, m, _ in half),
+                     f"consumer CPU per frame ({wrd}) at most half of the peer's ({peer}) in every configuration "
+                     "(median of the per-repeat ratios): "
+                     + ", ".join(f"{n} ×{m:.2f} (worst repeat ×{w:.2f})" for n, m, w in half)
+                     + f"; worst median {worst[0]}")
+    for wrd in present:
+        lost = []
         for cfg in results:
-            r = ratios(cfg, "wrd-count", peer)
+            s = summarize(cfg, wrd)
+            lost.append((cfg["name"], sum(s["gaps"])))
+        line(all(x == 0 for _, x in lost), f"zero drops ({wrd}, frames missing from the producer's seq, which "
+             "includes the library's own drops, summed over all repeats): "
+             + ", ".join(f"{n} {x}" for n, x in lost))
+    for wrd in present:
+        for name in ("1080p60", "1080p144"):
+            if name in by:
+                p99 = summarize(by[name], wrd)["p99"]
+                if p99:
+                    line(statistics.median(p99) < 1000,
+                         f"latency p99 under 1 ms at {name} ({wrd}): median {statistics.median(p99):.0f} µs, "
+                         f"worst repeat {max(p99):.0f} µs")
+    for wrd in present:
+        firsts = []
+        for cfg in results:
+            f = summarize(cfg, wrd)["first"]
+            if f:
+                firsts.append((cfg["name"], statistics.median(f), max(f)))
+        if firsts:
+            line(all(m <= 100 for _, m, _ in firsts),
+                 f"first frame within 100 ms of add_stream ({wrd}, median; the spec allows 500 ms): "
+                 + ", ".join(f"{n} {m:.0f} ms (max {w:.0f})" for n, m, w in firsts))
+    for wrd in present:
+        mems = []
+        for cfg in results:
+            r = summarize(cfg, wrd)["rss_per_stream"]
             if r:
-                half.append((cfg["name"], statistics.median(r), max(r)))
-        if half:
-            worst = max(half, key=lambda x: x[1])
-            line(all(m <= 0.5 for _, m, _ in half),
-                 f"consumer CPU per frame (wrd-count) at most half of the peer's ({peer}) in every configuration "
-                 "(median of the per-repeat ratios): "
-                 + ", ".join(f"{n} ×{m:.2f} (worst repeat ×{w:.2f})" for n, m, w in half)
-                 + f"; worst median {worst[0]}")
-    lost = []
-    for cfg in results:
-        s = summarize(cfg, "wrd-count")
-        lost.append((cfg["name"], sum(s["gaps"])))
-    line(all(x == 0 for _, x in lost), "zero drops (wrd-count, frames missing from the producer's seq, which includes "
-         "the library's own drops, summed over all repeats): "
-         + ", ".join(f"{n} {x}" for n, x in lost))
-    for name in ("1080p60", "1080p144"):
-        if name in by:
-            p99 = summarize(by[name], "wrd-count")["p99"]
-            if p99:
-                line(statistics.median(p99) < 1000,
-                     f"latency p99 under 1 ms at {name}: median {statistics.median(p99):.0f} µs, "
-                     f"worst repeat {max(p99):.0f} µs")
-    firsts = []
-    for cfg in results:
-        f = summarize(cfg, "wrd-count")["first"]
-        if f:
-            firsts.append((cfg["name"], statistics.median(f), max(f)))
-    if firsts:
-        line(all(m <= 100 for _, m, _ in firsts),
-             "first frame within 100 ms of add_stream (median; the spec allows 500 ms): "
-             + ", ".join(f"{n} {m:.0f} ms (max {w:.0f})" for n, m, w in firsts))
-    mems = []
-    for cfg in results:
-        r = summarize(cfg, "wrd-count")["rss_per_stream"]
-        if r:
-            mems.append((cfg["name"], statistics.median(r) / 1024))
-    if mems:
-        line(all(m < 4 for _, m in mems), "private memory (RssAnon / streams) under 4 MB per stream: "
-             + ", ".join(f"{n} {m:.2f} MB" for n, m in mems))
-    if "8x1080p60" in by:
-        pct = summarize(by["8x1080p60"], "wrd-count")["cpu_pct"]
-        if pct:
-            line(statistics.median(pct) < 5,
-                 f"8 streams of 1080p@60 under 5% of one core in total: median {statistics.median(pct):.2f}%, "
-                 f"min {min(pct):.2f}%")
+                mems.append((cfg["name"], statistics.median(r) / 1024))
+        if mems:
+            line(all(m < 4 for _, m in mems), f"private memory (RssAnon / streams, {wrd}) under 4 MB per stream: "
+                 + ", ".join(f"{n} {m:.2f} MB" for n, m in mems))
+    for wrd in present:
+        if "8x1080p60" in by:
+            pct = summarize(by["8x1080p60"], wrd)["cpu_pct"]
+            if pct:
+                line(statistics.median(pct) < 5,
+                     f"8 streams of 1080p@60 under 5% of one core in total ({wrd}): median "
+                     f"{statistics.median(pct):.2f}%, min {min(pct):.2f}%")
     return "\n".join(out)
 
 
@@ -442,24 +453,25 @@ def chart(results, path):
         log("matplotlib missing (apt-get install python3-matplotlib): no chart")
         return False
     names = [c["name"] for c in results]
-    series = [("wrd-count", "#1f77b4"), ("wrd-bgra", "#aec7e8"), ("gst", "#d62728"), ("gst-launch", "#ff9896")]
+    series = [("wrd-count", "#1f77b4"), ("wrd-rt", "#2ca02c"), ("wrd-bgra", "#aec7e8"), ("gst", "#d62728"),
+              ("gst-launch", "#ff9896")]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 8))
-    width = 0.2
+    width = 0.16
     for i, (c, col) in enumerate(series):
         ys = [statistics.median(summarize(cfg, c)["cpu"]) if summarize(cfg, c)["cpu"] else 0 for cfg in results]
-        a1.bar([x + (i - 1.5) * width for x in range(len(names))], ys, width, label=c, color=col)
+        a1.bar([x + (i - 2) * width for x in range(len(names))], ys, width, label=c, color=col)
     a1.set_yscale("log")
     a1.set_ylabel("consumer CPU per frame, µs (median, log)")
     a1.set_xticks(range(len(names)))
     a1.set_xticklabels(names)
     a1.legend(fontsize=8)
     a1.grid(axis="y", alpha=0.3)
-    for i, (c, col) in enumerate([("wrd-count", "#1f77b4"), ("gst", "#d62728")]):
+    for i, (c, col) in enumerate([("wrd-count", "#1f77b4"), ("wrd-rt", "#2ca02c"), ("gst", "#d62728")]):
         p50 = [statistics.median(summarize(cfg, c)["p50"]) if summarize(cfg, c)["p50"] else 0 for cfg in results]
         p99 = [statistics.median(summarize(cfg, c)["p99"]) if summarize(cfg, c)["p99"] else 0 for cfg in results]
-        xs = [x + (i - 0.5) * 0.35 for x in range(len(names))]
-        a2.bar(xs, p99, 0.35, color=col, alpha=0.35, label=f"{c} p99")
-        a2.bar(xs, p50, 0.35, color=col, label=f"{c} p50")
+        xs = [x + (i - 1) * 0.27 for x in range(len(names))]
+        a2.bar(xs, p99, 0.27, color=col, alpha=0.35, label=f"{c} p99")
+        a2.bar(xs, p50, 0.27, color=col, label=f"{c} p50")
     a2.axhline(1000, color="k", lw=0.8, ls="--", label="1 ms goal (p99)")
     a2.set_yscale("log")
     a2.set_ylabel("latency pts → callback, µs (median of repeats, log)")
@@ -510,6 +522,7 @@ Consumers (all on the producer's node(s), one connection per process):
 | name | command |
 |---|---|
 | wrd-count | `target/release/wrd-bench --mode count --nodes IDS --seconds {opts.seconds} --warmup {opts.warmup}`: wrd-capture, a frame callback that only counts (and reads the clock for latency) |
+| wrd-rt | `... --mode count --realtime`: as wrd-count, with `StreamConfig::realtime` (`WRD_STREAM_FLAG_REALTIME`): the callback runs on PipeWire's data thread, one thread wake-up per frame |
 | wrd-bgra | `... --mode bgra`: the callback converts every frame, in full, to BGRA (`Frame::convert_into`, 1 thread) |
 | gst | `... --mode gst`: `pipewiresrc path=ID stream-properties="p,media.type=Video" ! fakesink sync=false signal-handoffs=true` in process (dlopen), a C handoff handler counts, reads `GST_BUFFER_OFFSET` (the producer's seq) and pts |
 | gst-launch | `gst-launch-1.0 -q pipewiresrc path=ID stream-properties=p,media.type=Video ! fakesink` as a user runs it (fakesink's default is `sync=false`), sampled from outside; per frame with the `gst` fps of the same repeat |

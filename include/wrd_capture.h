@@ -171,6 +171,22 @@
 #define WRD_QUEUE_BOUNDED 1
 
 /**
+ * Stream flag: deliver frames on PipeWire's data thread
+ * (`PW_STREAM_FLAG_RT_PROCESS`) instead of the capture's own thread. Each
+ * frame then costs one thread wake-up instead of two (less CPU and
+ * latency), but the frame callback runs inside PipeWire's processing cycle:
+ * it must return quickly (keep the frame with `wrd_frame_ref` or copy what
+ * it needs, and do the work on another thread), because the producer's
+ * next cycle waits for it. Events raised while a frame is processed
+ * (`WRD_EVENT_BAD_FRAME`, `WRD_EVENT_RESUMED`, `WRD_EVENT_IMPORT_FAILED`,
+ * `WRD_EVENT_RENEGOTIATING`, `WRD_EVENT_SHM_FALLBACK`) are then called on
+ * that thread too. A stream's callbacks still never run at the same time,
+ * and `wrd_stream_remove` and `wrd_capture_destroy` keep their guarantees
+ * (also from inside the callback).
+ */
+#define WRD_STREAM_FLAG_REALTIME 1
+
+/**
  * Drop reasons (`wrd_stream_stats.drops[...]`, `wrd_event.drop_reason`).
  */
 #define WRD_DROP_SUPERSEDED 0
@@ -749,8 +765,9 @@ typedef struct wrd_dmabuf {
 } wrd_dmabuf;
 
 /**
- * Called on the library's PipeWire thread with a frame that is valid until
- * the callback returns. Keep it longer with `wrd_frame_ref`.
+ * Called on the library's PipeWire thread (with `WRD_STREAM_FLAG_REALTIME`,
+ * on PipeWire's data thread) with a frame that is valid until the callback
+ * returns. Keep it longer with `wrd_frame_ref`.
  */
 typedef void (*wrd_frame_cb)(void *user_data, const struct wrd_frame *frame);
 
@@ -795,8 +812,9 @@ typedef struct wrd_event {
 } wrd_event;
 
 /**
- * Called on the library's PipeWire thread with an event valid until the
- * callback returns.
+ * Called on the library's PipeWire thread (with `WRD_STREAM_FLAG_REALTIME`,
+ * events raised while a frame is processed come on PipeWire's data thread)
+ * with an event valid until the callback returns.
  */
 typedef void (*wrd_event_cb)(void *user_data, const struct wrd_event *event);
 
@@ -883,6 +901,12 @@ typedef struct wrd_stream_config {
    * Import failures before the stream falls back to SHM (0: default 3).
    */
   uint32_t max_import_failures;
+  /**
+   * `WRD_STREAM_FLAG_*` bits, 0 by default. Unknown bits are
+   * `WRD_ERR_INVALID_ARGUMENT`. (Added in 0.2 in what was the struct's
+   * tail padding: its size did not change.)
+   */
+  uint32_t flags;
 } wrd_stream_config;
 
 /**
@@ -1445,8 +1469,7 @@ enum wrd_status wrd_stream_add(struct wrd_capture *cap, uint32_t node_id, const 
 
 /**
  * Remove a stream. When this returns no callback of the stream is running
- * or will run (also when called from inside one of its callbacks, on the
- * PipeWire thread). Frames the caller holds stay valid until released.
+ * or will run (also when called from inside one of its callbacks). Frames the caller holds stay valid until released.
  * `user_data_destroy` is called now, or, when called from inside the
  * stream's own callback, once that callback has returned.
  * NULL and already removed streams are ignored. Any thread.

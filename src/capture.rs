@@ -159,6 +159,9 @@ pub(crate) enum Command {
         buffer: usize,
         generation: u64,
     },
+    /// Offer the stream's current formats again (an import failed on the
+    /// data thread of a realtime stream, where update_params must not run).
+    Renegotiate(u64),
     Quit,
 }
 
@@ -371,6 +374,7 @@ impl Capture {
                     .release_signaler
                     .take()
                     .unwrap_or_else(|| Arc::new(crate::sync::DrmSignaler::default())),
+                realtime: cfg.realtime,
             },
         });
         Ok(Stream { shared })
@@ -410,9 +414,12 @@ impl Drop for Capture {
         self.shared.quit.store(true, Ordering::Release);
         self.shared.send(Command::Quit);
         if let Some(t) = self.thread.take() {
-            if self.shared.on_pw_thread() {
-                // Destroyed from inside a callback: the loop quits when the
-                // callback returns and the thread cleans up by itself.
+            if self.shared.on_pw_thread() || crate::pwstream::in_process() {
+                // Destroyed from inside a callback (on the capture thread,
+                // or on PipeWire's data thread for a realtime stream, which
+                // the capture thread's teardown waits for): the loop quits
+                // when the callback returns and the thread cleans up by
+                // itself.
                 drop(t);
             } else {
                 let _ = t.join();
@@ -465,6 +472,56 @@ pub(crate) struct LoopState {
     sync_seq: Cell<Option<pw::spa::utils::result::AsyncSeq>>,
     connect_failed: RefCell<Option<String>>,
     reconnect: RefCell<Reconnect>,
+    /// The periodic tick's timer and period.
+    pub tick: TickCtl,
+}
+
+/// Tick period while a stream waits for its node or format or has a stall
+/// timeout, or a reconnect is pending (the header's "plus 50 ms" bounds).
+const TICK_FAST: Duration = Duration::from_millis(50);
+/// Tick period otherwise (the fps figure; a mid-stream renegotiation
+/// timeout is then seen within 500 ms).
+const TICK_SLOW: Duration = Duration::from_millis(500);
+
+/// The tick timer, re-armed from its own callback and from the command
+/// handler: a steady stream's capture thread then wakes for frames only (at
+/// 60 fps the fixed 50 ms tick was a sixth of its wake-ups, a quarter of a
+/// realtime stream's; docs/bench/RESULTS.md). `TimerSource` borrows the
+/// loop, so this holds raw pointers; `source` is null while there is no
+/// timer.
+pub(crate) struct TickCtl {
+    loop_: *mut pw::sys::pw_loop,
+    source: Cell<*mut pw::spa::sys::spa_source>,
+    period: Cell<Duration>,
+}
+
+impl TickCtl {
+    /// Run the tick every `TICK_FAST` (`fast`) or `TICK_SLOW`.
+    pub(crate) fn set_fast(&self, fast: bool) {
+        let period = if fast { TICK_FAST } else { TICK_SLOW };
+        let source = self.source.get();
+        if self.period.get() == period || source.is_null() {
+            return;
+        }
+        let mut ts = pw::spa::sys::timespec {
+            tv_sec: period.as_secs() as _,
+            tv_nsec: period.subsec_nanos() as _,
+        };
+        let mut interval = ts;
+        // SAFETY: called on the loop's thread (LoopState lives there only);
+        // `loop_` is the main loop, alive as long as LoopState, and `source`
+        // the tick timer, not yet destroyed (non-null; cleared before the
+        // timer is dropped). This is what `TimerSource::update_timer` does.
+        unsafe {
+            let utils = (*self.loop_).utils;
+            let iface = std::ptr::addr_of_mut!((*utils).iface);
+            let funcs = (*iface).cb.funcs as *const pw::spa::sys::spa_loop_utils_methods;
+            if let Some(f) = (*funcs).update_timer {
+                f((*iface).cb.data, source, &mut ts, &mut interval, false);
+            }
+        }
+        self.period.set(period);
+    }
 }
 
 impl LoopState {
@@ -697,6 +754,7 @@ fn on_synced(state: &Rc<LoopState>) {
                 // Not (yet) there: wait for it by name, up to the node timeout.
                 if let Some(spec) = state.specs.borrow_mut().get_mut(&id) {
                     spec.pending_since = Some(Instant::now());
+                    state.tick.set_fast(true);
                 }
             }
         }
@@ -765,6 +823,11 @@ fn run_loop(
             delay: reconnect.map(|p| p.initial_delay).unwrap_or_default(),
             ..Default::default()
         }),
+        tick: TickCtl {
+            loop_: mainloop.loop_().as_raw_ptr(),
+            source: Cell::new(std::ptr::null_mut()),
+            period: Cell::new(TICK_FAST),
+        },
     });
 
     let conn = connect(&state, fd)?;
@@ -803,6 +866,11 @@ fn run_loop(
                     // in the queue would wait for the next wake-up (a Quit left
                     // behind hung Capture::drop).
                     while let Some(cmd) = state.shared.next_command() {
+                        // A new stream has node and format timeouts; a lost
+                        // connection may reconnect.
+                        if matches!(cmd, Command::AddStream { .. } | Command::ConnectionLost) {
+                            state.tick.set_fast(true);
+                        }
                         handle_command(&state, cmd);
                     }
                 })
@@ -817,16 +885,15 @@ fn run_loop(
             crate::callback_panic_boundary!("tick", {
                 if let Some(state) = state.upgrade() {
                     let now = Instant::now();
-                    reconnect_tick(&state, now);
-                    crate::pwstream::tick(&state, now);
+                    let reconnecting = reconnect_tick(&state, now);
+                    let streams = crate::pwstream::tick(&state, now);
+                    state.tick.set_fast(reconnecting || streams);
                 }
             })
         }
     });
-    tick.update_timer(
-        Some(Duration::from_millis(50)),
-        Some(Duration::from_millis(50)),
-    );
+    tick.update_timer(Some(TICK_FAST), Some(TICK_FAST));
+    state.tick.source.set(pw::loop_::IsSource::as_ptr(&tick));
 
     if !shared.quit.load(Ordering::Acquire) {
         mainloop.run();
@@ -834,6 +901,7 @@ fn run_loop(
 
     // Tear down: streams first (disconnect returns their buffers), then the
     // connection, in that order.
+    state.tick.source.set(std::ptr::null_mut());
     drop(tick);
     let entries: Vec<StreamEntry> = state.streams.borrow_mut().drain().map(|(_, e)| e).collect();
     for e in entries {
@@ -890,6 +958,11 @@ fn handle_command(state: &Rc<LoopState>, cmd: Command) {
         } => {
             if let Some(e) = state.streams.borrow().get(&stream) {
                 e.return_buffer(buffer, generation);
+            }
+        }
+        Command::Renegotiate(stream) => {
+            if let Some(e) = state.streams.borrow().get(&stream) {
+                e.renegotiate();
             }
         }
         Command::ConnectionLost => connection_lost(state),
@@ -972,10 +1045,13 @@ fn schedule_reconnect(state: &Rc<LoopState>) {
         });
     }
     state.reconnect.borrow_mut().next_at = Some(Instant::now() + delay);
+    state.tick.set_fast(true);
 }
 
 /// Called by the tick: make a reconnect attempt when one is due.
-pub(crate) fn reconnect_tick(state: &Rc<LoopState>, now: Instant) {
+/// Reconnect attempts and re-added streams' node timeouts. Returns true
+/// while either is pending (the tick must stay fast).
+pub(crate) fn reconnect_tick(state: &Rc<LoopState>, now: Instant) -> bool {
     let due = {
         let mut r = state.reconnect.borrow_mut();
         match r.next_at {
@@ -1008,6 +1084,12 @@ pub(crate) fn reconnect_tick(state: &Rc<LoopState>, now: Instant) {
         s.emit(Event::NodeGone);
         s.emit(Event::StateChanged(StreamState::Closed));
     }
+    state.reconnect.borrow().next_at.is_some()
+        || state
+            .specs
+            .borrow()
+            .values()
+            .any(|s| s.pending_since.is_some())
 }
 
 fn try_reconnect(state: &Rc<LoopState>) {

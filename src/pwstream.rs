@@ -2,9 +2,10 @@
 //! (param_changed, add/remove_buffer, process, state_changed) and the
 //! periodic checks. Runs on the capture's thread only.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+
+use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +36,16 @@ struct BufState {
     /// The importer's import of this buffer, done on its first DMA-BUF frame.
     imported: Option<Arc<Imported>>,
 }
+
+/// A stream's state. The capture thread uses it (format, buffer and state
+/// callbacks, buffer returns, the tick) and so does the thread that runs
+/// `process`: the capture thread too, or PipeWire's data thread for a
+/// realtime stream. Rules that keep this deadlock-free: the lock is never
+/// held while a user callback runs (`emit`, `deliver`) nor across a
+/// pw_stream call that may wait for the data thread (`update_params`,
+/// `disconnect`); only `pw_stream_dequeue_buffer` and
+/// `pw_stream_queue_buffer` (non-blocking) are called with it held.
+pub(crate) type Core = Arc<Mutex<StreamCore>>;
 
 pub(crate) struct StreamCore {
     shared: Arc<StreamShared>,
@@ -68,6 +79,85 @@ pub(crate) struct StreamCore {
     /// The producer's sequence number of the last buffer we saw (delivered
     /// or dropped): a jump means frames were lost before reaching us.
     last_header_seq: Option<u64>,
+    /// `process` runs on PipeWire's data thread (PW_STREAM_FLAG_RT_PROCESS).
+    realtime: bool,
+}
+
+// SAFETY: the only member that is not Send is `raw`, the pw_stream pointer.
+// It is used from the data thread only for dequeue and queue, which
+// PipeWire allows there for an RT_PROCESS stream. Its buffer rings are
+// single-producer single-consumer: dequeue runs only in `process` (one
+// thread), and queue (data thread or capture thread) only with the core's
+// lock held. Every other pw_stream call happens on the capture thread. The
+// mappings, importer and signaler are already shared across threads with
+// frames.
+unsafe impl Send for StreamCore {}
+
+thread_local! {
+    /// True while this thread runs a stream's `process` (the capture's
+    /// thread or PipeWire's data thread).
+    static IN_PROCESS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True inside a `process` callback on this thread: the caller may be
+/// PipeWire's data thread, which must not wait for the capture thread.
+pub(crate) fn in_process() -> bool {
+    IN_PROCESS.with(|c| c.get())
+}
+
+/// The `process` listener, registered with pw-sys directly: pipewire-rs
+/// hands the same `&mut` user data to all of a listener's callbacks, and
+/// `process` may run on the data thread while the others run on the
+/// capture thread. Boxed: PipeWire keeps pointers to `hook` and `events`.
+struct ProcessHook {
+    hook: spa::sys::spa_hook,
+    events: pw::sys::pw_stream_events,
+    core: Core,
+}
+
+unsafe extern "C" fn process_trampoline(data: *mut std::ffi::c_void) {
+    // SAFETY: `data` is the boxed ProcessHook registered with this
+    // listener; StreamEntry removes the listener (after disconnecting, so
+    // that no `process` is running) before the box is dropped. Only a shared
+    // reference is made.
+    let hook = unsafe { &*(data as *const ProcessHook) };
+    let was = IN_PROCESS.with(|c| c.replace(true));
+    crate::callback_panic_boundary!("process", on_process(&hook.core));
+    IN_PROCESS.with(|c| c.set(was));
+}
+
+impl ProcessHook {
+    fn register(raw: *mut pw::sys::pw_stream, core: Core) -> Box<ProcessHook> {
+        // SAFETY: all-zero is the "no callback" value of every member of
+        // both C structs (function pointers are Options, the rest integers
+        // and pointers).
+        let mut h = Box::new(ProcessHook {
+            hook: unsafe { std::mem::zeroed() },
+            events: unsafe { std::mem::zeroed() },
+            core,
+        });
+        h.events.version = pw::sys::PW_VERSION_STREAM_EVENTS;
+        h.events.process = Some(process_trampoline);
+        let data = &*h as *const ProcessHook as *mut std::ffi::c_void;
+        // SAFETY: `raw` is a live stream; the hook and events live in the
+        // box, which does not move and outlives the registration (see
+        // StreamEntry's Drop and field order).
+        unsafe {
+            pw::sys::pw_stream_add_listener(raw, &mut h.hook, &h.events, data);
+        }
+        h
+    }
+
+    fn remove(&mut self) {
+        if self.hook.link.next.is_null() {
+            return;
+        }
+        spa::utils::hook::remove(self.hook);
+        self.hook = spa::sys::spa_hook {
+            // SAFETY: as in register: all-zero means unlinked.
+            ..unsafe { std::mem::zeroed() }
+        };
+    }
 }
 
 impl StreamCore {
@@ -86,25 +176,36 @@ impl StreamCore {
 /// A stream on the PipeWire thread.
 pub(crate) struct StreamEntry {
     pub shared: Arc<StreamShared>,
-    core: Rc<RefCell<StreamCore>>,
-    // Field order is drop order: the listener goes before the stream.
+    core: Core,
+    // Field order is drop order: the listeners go before the stream, and
+    // the process hook's box after it (pw_stream_destroy would unlink a
+    // hook still registered).
     _listener: pw::stream::StreamListener<()>,
     stream: pw::stream::Stream,
+    process: Box<ProcessHook>,
 }
 
 impl Drop for StreamEntry {
     fn drop(&mut self) {
         // Disconnecting removes the buffers (remove_buffer runs now, while
         // the listener is still there); frames the caller holds keep their
-        // own mappings.
+        // own mappings. It also takes the node off the data loop (PipeWire
+        // waits for a running `process`), so none runs after it.
         let _ = self.stream.disconnect();
-        self.core.borrow_mut().buffers.clear();
+        self.process.remove();
+        self.core.lock().buffers.clear();
     }
 }
 
 impl StreamEntry {
+    /// Offer the stream's formats again (after an import failed on the data
+    /// thread of a realtime stream).
+    pub(crate) fn renegotiate(&self) {
+        offer_again(&self.core);
+    }
+
     pub(crate) fn return_buffer(&self, buffer: usize, generation: u64) {
-        let core = self.core.borrow();
+        let core = self.core.lock();
         if core
             .buffers
             .get(&buffer)
@@ -139,6 +240,8 @@ pub(crate) struct ImportSetup {
     pub importer: Option<Arc<Importer>>,
     pub max_import_failures: u32,
     pub signaler: Arc<dyn ReleaseSignaler>,
+    /// Run `process` (and the frame callback) on PipeWire's data thread.
+    pub realtime: bool,
 }
 
 pub(crate) fn add(
@@ -149,6 +252,7 @@ pub(crate) fn add(
     stall: Duration,
     setup: ImportSetup,
 ) -> Result<()> {
+    let realtime = setup.realtime;
     let node = state.shared.nodes.lock().get(&shared.node_id()).cloned();
     let mut props = pw::properties::properties! {
         *pw::keys::MEDIA_TYPE => "Video",
@@ -166,7 +270,7 @@ pub(crate) fn add(
     let stream = pw::stream::Stream::new(&core, "wrd-capture", props)
         .map_err(|e| Error::PipeWire(format!("stream: {e}")))?;
     let now = Instant::now();
-    let core = Rc::new(RefCell::new(StreamCore {
+    let core = Arc::new(Mutex::new(StreamCore {
         shared: shared.clone(),
         raw: stream.as_raw_ptr(),
         offer: offer.clone(),
@@ -193,6 +297,7 @@ pub(crate) fn add(
         pending_damage: None,
         seq: 0,
         last_header_seq: None,
+        realtime,
     }));
     let listener = stream
         .add_local_listener_with_user_data(())
@@ -200,14 +305,14 @@ pub(crate) fn add(
             let core = core.clone();
             move |_, _, _old, new| {
                 crate::callback_panic_boundary!("state_changed", {
-                    let shared = core.borrow().shared.clone();
+                    let shared = core.lock().shared.clone();
                     let st = match new {
                         pw::stream::StreamState::Connecting => StreamState::Connecting,
                         pw::stream::StreamState::Paused => StreamState::Paused,
                         pw::stream::StreamState::Streaming => StreamState::Streaming,
                         pw::stream::StreamState::Unconnected => StreamState::Closed,
                         pw::stream::StreamState::Error(msg) => {
-                            core.borrow_mut().error_sent = true;
+                            core.lock().error_sent = true;
                             shared.emit(Event::Error {
                                 status: status_for_state_error(&msg),
                                 message: msg,
@@ -216,7 +321,7 @@ pub(crate) fn add(
                         }
                     };
                     let (closed, errored) = {
-                        let c = core.borrow();
+                        let c = core.lock();
                         (c.closed, c.error_sent)
                     };
                     // After an error (or the node going away) the stream
@@ -250,18 +355,15 @@ pub(crate) fn add(
             let core = core.clone();
             move |_, _, b| {
                 crate::callback_panic_boundary!("remove_buffer", {
-                    let mut c = core.borrow_mut();
+                    let mut c = core.lock();
                     c.releases.forget(b as usize);
                     c.buffers.remove(&(b as usize));
                 })
             }
         })
-        .process({
-            let core = core.clone();
-            move |_, _| crate::callback_panic_boundary!("process", on_process(&core))
-        })
         .register()
         .map_err(|e| Error::PipeWire(format!("listener: {e}")))?;
+    let process = ProcessHook::register(stream.as_raw_ptr(), core.clone());
 
     let pods = negotiation::enum_formats(&offer);
     let mut params = negotiation::as_pods(&pods);
@@ -269,7 +371,11 @@ pub(crate) fn add(
         .connect(
             spa::utils::Direction::Input,
             Some(shared.node_id()),
-            pw::stream::StreamFlags::AUTOCONNECT,
+            if realtime {
+                pw::stream::StreamFlags::AUTOCONNECT | pw::stream::StreamFlags::RT_PROCESS
+            } else {
+                pw::stream::StreamFlags::AUTOCONNECT
+            },
             &mut params,
         )
         .map_err(|e| Error::PipeWire(format!("connect: {e}")))?;
@@ -280,21 +386,18 @@ pub(crate) fn add(
             core,
             _listener: listener,
             stream,
+            process,
         },
     );
     Ok(())
 }
 
-fn on_format(
-    core: &Rc<RefCell<StreamCore>>,
-    stream: &pw::stream::StreamRef,
-    pod: Option<&spa::pod::Pod>,
-) {
+fn on_format(core: &Core, stream: &pw::stream::StreamRef, pod: Option<&spa::pod::Pod>) {
     let Some(pod) = pod else {
-        core.borrow_mut().format = None;
+        core.lock().format = None;
         return;
     };
-    let shared = core.borrow().shared.clone();
+    let shared = core.lock().shared.clone();
     let f = match negotiation::parse_format(pod) {
         Ok(f) => f,
         // The producer fixates a modifier it can allocate and sends the
@@ -309,7 +412,7 @@ fn on_format(
         }
     };
     let n_buffers = {
-        let mut c = core.borrow_mut();
+        let mut c = core.lock();
         if let Some(m) = f.modifier {
             if c.failed.contains(&(f.format, m)) || c.shm_only {
                 // A Format from before our renegotiation took effect.
@@ -335,7 +438,7 @@ fn on_format(
         };
     }
     shared.emit(Event::FormatChanged(f));
-    let explicit_sync = core.borrow().offer.explicit_sync;
+    let explicit_sync = core.lock().offer.explicit_sync;
     let mut bufs = negotiation::buffers_params(f.modifier.is_some(), n_buffers, explicit_sync);
     bufs.extend(negotiation::meta_params_for(
         explicit_sync && f.modifier.is_some(),
@@ -349,8 +452,8 @@ fn on_format(
     }
 }
 
-fn on_add_buffer(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
-    let mut c = core.borrow_mut();
+fn on_add_buffer(core: &Core, b: *mut pw::sys::pw_buffer) {
+    let mut c = core.lock();
     // SAFETY: PipeWire hands us a valid pw_buffer whose spa_buffer and datas
     // stay valid until remove_buffer; n_datas bounds the datas array.
     let datas: &[spa::sys::spa_data] = unsafe {
@@ -464,10 +567,14 @@ fn dropped_damage(c: &mut StreamCore, b: *mut pw::sys::pw_buffer) {
 }
 
 /// Give a buffer back to the producer, signalling its release point first.
-fn give_back(core: &Rc<RefCell<StreamCore>>, b: *mut pw::sys::pw_buffer) {
-    let c = core.borrow();
+fn give_back(core: &Core, b: *mut pw::sys::pw_buffer) {
+    let c = core.lock();
     c.release_point(b as usize);
-    queue(c.raw, b);
+    // A realtime stream's buffers can be removed (on the capture thread)
+    // while the data thread holds one; such a buffer is PipeWire's again.
+    if c.buffers.contains_key(&(b as usize)) {
+        queue(c.raw, b);
+    }
 }
 
 fn queue(raw: *mut pw::sys::pw_stream, b: *mut pw::sys::pw_buffer) {
@@ -477,9 +584,21 @@ fn queue(raw: *mut pw::sys::pw_stream, b: *mut pw::sys::pw_buffer) {
     }
 }
 
-fn on_process(core: &Rc<RefCell<StreamCore>>) {
-    let raw = core.borrow().raw;
-    let shared = core.borrow().shared.clone();
+fn on_process(core: &Core) {
+    let (raw, shared) = {
+        let c = core.lock();
+        (c.raw, c.shared.clone())
+    };
+    // The capture is being destroyed (maybe from a callback of another
+    // stream on this data thread): no callback runs any more; the
+    // teardown returns the buffers.
+    if shared
+        .capture
+        .upgrade()
+        .is_none_or(|c| c.quit.load(Ordering::Acquire))
+    {
+        return;
+    }
     // Take the newest buffer; older ones are superseded (their damage is
     // carried into the next frame).
     let mut newest: *mut pw::sys::pw_buffer = std::ptr::null_mut();
@@ -490,7 +609,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
             break;
         }
         if !newest.is_null() {
-            dropped_damage(&mut core.borrow_mut(), newest);
+            dropped_damage(&mut core.lock(), newest);
             give_back(core, newest);
             shared.count_drop(DropReason::Superseded);
         }
@@ -501,7 +620,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
     }
     let now = Instant::now();
     {
-        let mut c = core.borrow_mut();
+        let mut c = core.lock();
         c.last_frame = Some(now);
         if c.stalled {
             c.stalled = false;
@@ -514,12 +633,12 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         return;
     }
     if shared.held.load(Ordering::Acquire) >= shared.max_held {
-        dropped_damage(&mut core.borrow_mut(), newest);
+        dropped_damage(&mut core.lock(), newest);
         give_back(core, newest);
         shared.count_drop(DropReason::HeldLimit);
         return;
     }
-    let built = build_frame(&mut core.borrow_mut(), newest);
+    let built = build_frame(&mut core.lock(), newest);
     let (data, mappings, generation, imported) = match built {
         Ok(v) => v,
         Err(Invalid(reason, message)) => {
@@ -529,7 +648,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
                 import_failed(core, message);
                 return;
             }
-            let mut c = core.borrow_mut();
+            let mut c = core.lock();
             let due = c.bad_event_at[reason as usize]
                 .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
             if due {
@@ -548,7 +667,7 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
         let now_held = cap.held_bytes.fetch_add(bytes, Ordering::AcqRel);
         if budget > 0 && now_held + bytes > budget {
             cap.held_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            dropped_damage(&mut core.borrow_mut(), newest);
+            dropped_damage(&mut core.lock(), newest);
             give_back(core, newest);
             shared.count_drop(DropReason::Budget);
             return;
@@ -567,11 +686,11 @@ fn on_process(core: &Rc<RefCell<StreamCore>>) {
                 bytes,
             }),
             imported,
-            importer: core.borrow().importer.clone(),
+            importer: core.lock().importer.clone(),
         }),
     };
     {
-        let mut c = core.borrow_mut();
+        let mut c = core.lock();
         c.fps_window.1 += 1;
     }
     shared.stats.lock().frames_delivered += 1;
@@ -835,8 +954,8 @@ fn build_frame(
 /// it, and after too many failures (or with no modifier left) offer SHM
 /// only. Bounded: each pair fails at most once, and the number of
 /// renegotiations is at most `max_import_failures`.
-fn import_failed(core: &Rc<RefCell<StreamCore>>, message: String) {
-    let mut c = core.borrow_mut();
+fn import_failed(core: &Core, message: String) {
+    let mut c = core.lock();
     let Some(f) = c.format else { return };
     let Some(modifier) = f.modifier else { return };
     if c.failed.contains(&(f.format, modifier)) || c.shm_only {
@@ -855,8 +974,7 @@ fn import_failed(core: &Rc<RefCell<StreamCore>>, message: String) {
         c.offer.modifiers.clear();
     }
     c.format = None;
-    let offer = c.offer.clone();
-    let raw = c.raw;
+    let realtime = c.realtime;
     let shared = c.shared.clone();
     drop(c);
     shared.emit(Event::ImportFailed {
@@ -872,10 +990,29 @@ fn import_failed(core: &Rc<RefCell<StreamCore>>, message: String) {
             modifier,
         }
     });
+    if realtime && in_process() {
+        // On PipeWire's data thread: update_params belongs to the capture
+        // thread.
+        if let Some(cap) = shared.capture.upgrade() {
+            cap.send(crate::capture::Command::Renegotiate(shared.id));
+        }
+    } else {
+        offer_again(core);
+    }
+}
+
+/// Send the stream's current offer (EnumFormat params) again. Capture
+/// thread only.
+fn offer_again(core: &Core) {
+    let (offer, raw, shared) = {
+        let c = core.lock();
+        (c.offer.clone(), c.raw, c.shared.clone())
+    };
     let pods = negotiation::enum_formats(&offer);
     let mut params = negotiation::as_pods(&pods);
     // SAFETY: `raw` is this stream's live pw_stream (the core lives no
     // longer than its StreamEntry); params point into `pods`, alive here.
+    // Called on the capture thread, without the core's lock.
     let r = unsafe {
         pw::sys::pw_stream_update_params(raw, params.as_mut_ptr().cast(), params.len() as u32)
     };
@@ -914,7 +1051,7 @@ pub fn monotonic_ns() -> u64 {
 pub(crate) fn node_appeared(state: &Rc<LoopState>, id: u32) {
     let now = Instant::now();
     for e in state.streams.borrow().values() {
-        let mut c = e.core.borrow_mut();
+        let mut c = e.core.lock();
         if e.shared.node_id() == id && c.node_seen_at.is_none() {
             c.node_seen_at = Some(now);
         }
@@ -928,7 +1065,7 @@ pub(crate) fn node_removed(state: &Rc<LoopState>, id: u32) {
         .values()
         .filter(|e| e.shared.node_id() == id)
         .map(|e| {
-            e.core.borrow_mut().closed = true;
+            e.core.lock().closed = true;
             e.shared.clone()
         })
         .collect();
@@ -938,11 +1075,17 @@ pub(crate) fn node_removed(state: &Rc<LoopState>, id: u32) {
     }
 }
 
-pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
+/// The periodic checks. Returns true while some stream needs the fast tick:
+/// it waits for its node or format, or has a stall timeout.
+pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) -> bool {
     let opts = &state.shared.options;
+    let mut fast = false;
     let mut events: Vec<(Arc<StreamShared>, Vec<Event>)> = Vec::new();
     for e in state.streams.borrow().values() {
-        let mut c = e.core.borrow_mut();
+        let mut c = e.core.lock();
+        fast |= !c.closed
+            && ((!c.error_sent && (c.node_seen_at.is_none() || c.format.is_none()))
+                || !c.stall_timeout.is_zero());
         let mut evs = Vec::new();
         let elapsed = now.duration_since(c.fps_window.0);
         if elapsed >= Duration::from_secs(1) {
@@ -994,4 +1137,5 @@ pub(crate) fn tick(state: &Rc<LoopState>, now: Instant) {
             s.emit(ev);
         }
     }
+    fast
 }

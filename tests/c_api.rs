@@ -57,20 +57,25 @@ fn c_program_checks_pixels_from_gstreamer() {
         };
         drop(cap);
         let reference = common::gst_reference(fmt, w, h, prefix().parent().unwrap());
-        let out = run(
-            &sb,
-            &exe,
-            &[
-                node.to_string(),
-                reference.display().to_string(),
-                (fmt as u32).to_string(),
-                w.to_string(),
-                h.to_string(),
-                "10".into(),
-            ],
-        );
+        let mut args = vec![
+            node.to_string(),
+            reference.display().to_string(),
+            (fmt as u32).to_string(),
+            w.to_string(),
+            h.to_string(),
+            "10".into(),
+        ];
+        let out = run(&sb, &exe, &args);
         assert!(
-            out.contains("ok 10 frames with the reference pixels"),
+            out.contains("ok 10 frames with the reference pixels,"),
+            "{out}"
+        );
+        // The same with WRD_STREAM_FLAG_REALTIME (frames on PipeWire's
+        // data thread).
+        args.push("realtime".into());
+        let out = run(&sb, &exe, &args);
+        assert!(
+            out.contains("ok 10 frames with the reference pixels (realtime),"),
             "{out}"
         );
         let _ = gst.kill();

@@ -230,6 +230,18 @@ fn invalid_arguments() {
 /// another thread and from inside the callbacks.
 #[test]
 fn remove_and_destroy_while_streaming_and_from_callbacks() {
+    remove_and_destroy(false);
+}
+
+/// The same with frames delivered on PipeWire's data thread
+/// (`StreamConfig::realtime`): remove and destroy from inside a callback
+/// there neither deadlock nor let a callback run afterwards.
+#[test]
+fn remove_and_destroy_realtime_streams() {
+    remove_and_destroy(true);
+}
+
+fn remove_and_destroy(realtime: bool) {
     let sb = Sandbox::start();
     let prod = Producer::spawn(
         &sb,
@@ -254,6 +266,7 @@ fn remove_and_destroy_while_streaming_and_from_callbacks() {
                         a.fetch_add(1, Ordering::SeqCst);
                     }
                 })),
+                realtime,
                 ..Default::default()
             },
         )
@@ -283,6 +296,7 @@ fn remove_and_destroy_while_streaming_and_from_callbacks() {
                     let _ = tx.lock().unwrap().send(f.clone());
                 })),
                 max_held: 2,
+                realtime,
                 ..Default::default()
             },
         )
@@ -313,6 +327,7 @@ fn remove_and_destroy_while_streaming_and_from_callbacks() {
                         s.remove();
                     }
                 })),
+                realtime,
                 ..Default::default()
             },
         )
@@ -349,6 +364,7 @@ fn remove_and_destroy_while_streaming_and_from_callbacks() {
                         drop(g.take());
                     }
                 })),
+                realtime,
                 ..Default::default()
             },
         )
@@ -368,7 +384,8 @@ fn remove_and_destroy_while_streaming_and_from_callbacks() {
 
     // 5. destroy with streams open, from the test thread, while frames flow.
     let cap3 = capture(&sb);
-    let (cfg, rx) = recording_config(vec![]);
+    let (mut cfg, rx) = recording_config(vec![]);
+    cfg.realtime = realtime;
     let s3 = cap3.add_stream(nodes[1], cfg).unwrap();
     let _ = collect(&rx, 3, Duration::from_secs(15));
     drop(cap3);
@@ -658,4 +675,72 @@ fn memory_budget_bounds_held_frames() {
     std::thread::sleep(Duration::from_millis(300));
     let got = streams.iter().filter(|s| s.pop().is_ok()).count();
     assert!(got > 0, "frames flow again once released");
+}
+
+/// `StreamConfig::realtime`: frames come on PipeWire's data thread, exact
+/// pixels and metadata as on the capture thread; events raised outside a
+/// frame (state, format) stay on the capture thread. A normal stream on the
+/// same connection gets its frames on the capture thread.
+#[test]
+fn realtime_frames_on_the_data_thread() {
+    let sb = Sandbox::start();
+    let prod = Producer::spawn(
+        &sb,
+        &[
+            "--streams",
+            "2",
+            "--size",
+            &format!("{W}x{H}"),
+            "--rate",
+            "60",
+        ],
+    );
+    let cap = capture(&sb);
+    let mut live = Vec::new();
+    for (i, node) in prod.nodes().iter().enumerate() {
+        let realtime = i == 0;
+        let threads = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let (tx, rx) = mpsc::channel();
+        let etx = tx.clone();
+        let (ft, et) = (threads.clone(), threads.clone());
+        let cfg = StreamConfig {
+            realtime,
+            on_frame: Some(Box::new(move |f| {
+                ft.lock().unwrap().0.push(std::thread::current().id());
+                let _ = tx.send(Msg::Frame(record(f)));
+            })),
+            on_event: Some(Box::new(move |e| {
+                et.lock().unwrap().1.push(std::thread::current().id());
+                let _ = etx.send(Msg::Event(e.clone()));
+            })),
+            ..Default::default()
+        };
+        let s = cap.add_stream(node.id, cfg).unwrap();
+        live.push((realtime, node.index, s, rx, threads));
+    }
+    for (realtime, index, s, rx, threads) in &live {
+        let (recs, events) = collect(rx, 30, Duration::from_secs(20));
+        assert_records(&recs, PixelFormat::Bgrx, W, H, *index);
+        assert!(events.contains(&Event::StateChanged(StreamState::Streaming)));
+        let (frame_threads, event_threads) = threads.lock().unwrap().clone();
+        let me = std::thread::current().id();
+        assert!(!frame_threads.contains(&me) && !event_threads.contains(&me));
+        let ft: std::collections::HashSet<_> = frame_threads.iter().collect();
+        let et: std::collections::HashSet<_> = event_threads.iter().collect();
+        assert_eq!(ft.len(), 1, "frames on one thread");
+        assert_eq!(et.len(), 1, "events on one thread");
+        if *realtime {
+            assert!(
+                ft.is_disjoint(&et),
+                "realtime: frames not on the capture thread"
+            );
+        } else {
+            assert_eq!(ft, et, "normal: frames on the capture thread");
+        }
+        assert!(s.stats().frames_delivered >= 30);
+    }
+    // Both kinds of streams share the capture thread for events.
+    let e0 = live[0].4.lock().unwrap().1[0];
+    let e1 = live[1].4.lock().unwrap().1[0];
+    assert_eq!(e0, e1);
 }

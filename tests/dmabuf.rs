@@ -349,11 +349,23 @@ fn dmabuf_only_producer_and_shm_consumer_fail_negotiation_in_time() {
 ///     event at all.
 #[test]
 fn rejected_modifier_is_renegotiated_away() {
+    rejected_modifier(false);
+}
+
+/// The same on PipeWire's data thread (`StreamConfig::realtime`): the
+/// import fails there, and the capture thread renegotiates.
+#[test]
+fn rejected_modifier_is_renegotiated_away_realtime() {
+    rejected_modifier(true);
+}
+
+fn rejected_modifier(realtime: bool) {
     let sb = Sandbox::start();
     let prod = producer(&sb, &["--modifiers", "0x0100000000000001,linear"]);
     let cap = capture(&sb);
     let importer = test_importer(DrmFourcc::Xrgb8888, &[A, LINEAR], &[A]);
-    let (cfg, rx) = config(Some(importer.clone()), PixelFormat::Bgrx);
+    let (mut cfg, rx) = config(Some(importer.clone()), PixelFormat::Bgrx);
+    cfg.realtime = realtime;
     let s = cap.add_stream(prod.nodes()[0].id, cfg).unwrap();
     let (frames, events) = run_until(&rx, Duration::from_secs(20), "LINEAR frames", |f, _| {
         f.iter().filter(|r| r.modifier == Some(LINEAR)).count() >= 20

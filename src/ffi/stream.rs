@@ -186,12 +186,14 @@ fn event_message(ev: &Event) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
 
-/// Called on the library's PipeWire thread with a frame that is valid until
-/// the callback returns. Keep it longer with `wrd_frame_ref`.
+/// Called on the library's PipeWire thread (with `WRD_STREAM_FLAG_REALTIME`,
+/// on PipeWire's data thread) with a frame that is valid until the callback
+/// returns. Keep it longer with `wrd_frame_ref`.
 pub type wrd_frame_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, frame: *const wrd_frame)>;
-/// Called on the library's PipeWire thread with an event valid until the
-/// callback returns.
+/// Called on the library's PipeWire thread (with `WRD_STREAM_FLAG_REALTIME`,
+/// events raised while a frame is processed come on PipeWire's data thread)
+/// with an event valid until the callback returns.
 pub type wrd_event_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const wrd_event)>;
 /// Called once when the library no longer uses `user_data` (after the
@@ -243,7 +245,26 @@ pub struct wrd_stream_config {
     pub importer: *const crate::ffi::import::wrd_importer,
     /// Import failures before the stream falls back to SHM (0: default 3).
     pub max_import_failures: u32,
+    /// `WRD_STREAM_FLAG_*` bits, 0 by default. Unknown bits are
+    /// `WRD_ERR_INVALID_ARGUMENT`. (Added in 0.2 in what was the struct's
+    /// tail padding: its size did not change.)
+    pub flags: u32,
 }
+
+/// Stream flag: deliver frames on PipeWire's data thread
+/// (`PW_STREAM_FLAG_RT_PROCESS`) instead of the capture's own thread. Each
+/// frame then costs one thread wake-up instead of two (less CPU and
+/// latency), but the frame callback runs inside PipeWire's processing cycle:
+/// it must return quickly (keep the frame with `wrd_frame_ref` or copy what
+/// it needs, and do the work on another thread), because the producer's
+/// next cycle waits for it. Events raised while a frame is processed
+/// (`WRD_EVENT_BAD_FRAME`, `WRD_EVENT_RESUMED`, `WRD_EVENT_IMPORT_FAILED`,
+/// `WRD_EVENT_RENEGOTIATING`, `WRD_EVENT_SHM_FALLBACK`) are then called on
+/// that thread too. A stream's callbacks still never run at the same time,
+/// and `wrd_stream_remove` and `wrd_capture_destroy` keep their guarantees
+/// (also from inside the callback).
+pub const WRD_STREAM_FLAG_REALTIME: u32 = 1;
+const KNOWN_STREAM_FLAGS: u32 = WRD_STREAM_FLAG_REALTIME;
 
 /// Fill `cfg` with the defaults (all formats, no callbacks, newest-only).
 /// Returns `WRD_ERR_NULL_POINTER` for NULL. Any thread.
@@ -275,20 +296,23 @@ pub extern "C" fn wrd_stream_config_init(cfg: *mut wrd_stream_config) -> wrd_sta
                 stall_timeout_ms: 0,
                 importer: std::ptr::null(),
                 max_import_failures: 0,
+                flags: 0,
             });
         }
         wrd_status::WRD_OK
     }
 }
 
-/// The caller's user data, used on the PipeWire thread.
+/// The caller's user data, used on the library's threads.
 struct UserData {
     ptr: *mut c_void,
     destroy: wrd_destroy_notify,
 }
 
 // SAFETY: the header states that callbacks (and so user_data) are used on
-// the library's PipeWire thread; the caller accepts that by passing it.
+// the library's threads (its PipeWire thread, or PipeWire's data thread for
+// a realtime stream), one callback of a stream at a time; the caller
+// accepts that by passing it.
 unsafe impl Send for UserData {}
 // SAFETY: as above; the library never touches what it points to.
 unsafe impl Sync for UserData {}
@@ -357,6 +381,10 @@ fn config_from(p: *const wrd_stream_config) -> Result<StreamConfig, wrd_status> 
     if c.max_import_failures > 0 {
         cfg.max_import_failures = c.max_import_failures;
     }
+    if c.flags & !KNOWN_STREAM_FLAGS != 0 {
+        return Err(wrd_status::WRD_ERR_INVALID_ARGUMENT);
+    }
+    cfg.realtime = c.flags & WRD_STREAM_FLAG_REALTIME != 0;
     let ud = Arc::new(UserData {
         ptr: c.user_data,
         destroy: c.user_data_destroy,
@@ -437,8 +465,7 @@ pub extern "C" fn wrd_stream_add(
 }
 
 /// Remove a stream. When this returns no callback of the stream is running
-/// or will run (also when called from inside one of its callbacks, on the
-/// PipeWire thread). Frames the caller holds stay valid until released.
+/// or will run (also when called from inside one of its callbacks). Frames the caller holds stay valid until released.
 /// `user_data_destroy` is called now, or, when called from inside the
 /// stream's own callback, once that callback has returned.
 /// NULL and already removed streams are ignored. Any thread.

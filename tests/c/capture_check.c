@@ -106,7 +106,11 @@ static void on_event(void *ud, const wrd_event *ev) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) { fprintf(stderr, "usage: %s NODE REF FORMAT W H FRAMES\n", argv[0]); return 2; }
+    if (argc != 7 && !(argc == 8 && strcmp(argv[7], "realtime") == 0)) {
+        fprintf(stderr, "usage: %s NODE REF FORMAT W H FRAMES [realtime]\n", argv[0]);
+        return 2;
+    }
+    int realtime = argc == 8;
     struct ctx c;
     memset(&c, 0, sizeof c);
     pthread_mutex_init(&c.lock, NULL);
@@ -139,6 +143,14 @@ int main(int argc, char **argv) {
     cfg.on_event = on_event;
     cfg.user_data = &c;
     wrd_stream *s = NULL;
+    /* An unknown flag bit is refused, not ignored. */
+    cfg.flags = 0x80000000u;
+    st = wrd_stream_add(cap, node, &cfg, &s);
+    if (st != WRD_ERR_INVALID_ARGUMENT || s) {
+        fprintf(stderr, "FAIL: unknown flag: %s\n", wrd_status_message(st));
+        return 1;
+    }
+    cfg.flags = realtime ? WRD_STREAM_FLAG_REALTIME : 0;
     st = wrd_stream_add(cap, node, &cfg, &s);
     if (st != WRD_OK) { fprintf(stderr, "wrd_stream_add: %s\n", wrd_status_message(st)); return 1; }
 
@@ -160,7 +172,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FAIL: %d frames, %d bad, %d errors: %s\n", frames, bad, errors, c.why);
         return 1;
     }
-    printf("ok %d frames with the reference pixels, %llu delivered, %llu dropped\n", frames,
+    printf("ok %d frames with the reference pixels%s, %llu delivered, %llu dropped\n", frames,
+           realtime ? " (realtime)" : "",
            (unsigned long long)stats.frames_delivered, (unsigned long long)stats.frames_dropped);
     return 0;
 }

@@ -252,6 +252,7 @@ class wrd_stream_config(Structure):
         ("stall_timeout_ms", c_uint32),
         ("importer", c_void_p),
         ("max_import_failures", c_uint32),
+        ("flags", c_uint32),
     ]
 
 

@@ -1,7 +1,7 @@
 //! Benchmark consumer, driven by `bench/run.py` (see `docs/bench/RESULTS.md`).
 //!
 //! ```text
-//! wrd-bench --mode count|bgra|gst --nodes ID[,ID...] [--seconds S] [--warmup W]
+//! wrd-bench --mode count|bgra|gst --nodes ID[,ID...] [--seconds S] [--warmup W] [--realtime]
 //!           [--first-frame-timeout S] [--gst-sync]
 //! ```
 //!
@@ -90,6 +90,8 @@ struct Args {
     warmup: f64,
     first_timeout: f64,
     gst_sync: bool,
+    /// Frames on PipeWire's data thread (StreamConfig::realtime).
+    realtime: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -100,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 1.0,
         first_timeout: 15.0,
         gst_sync: false,
+        realtime: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -118,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
                 a.first_timeout = val()?.parse().map_err(|e| format!("{e}"))?
             }
             "--gst-sync" => a.gst_sync = true,
+            "--realtime" => a.realtime = true,
             _ => return Err(format!("unknown argument {k}")),
         }
     }
@@ -258,6 +262,7 @@ fn start_wrd(args: &Args, tallies: &[Arc<Tally>]) -> Result<WrdBackend, String> 
                 StreamConfig {
                     on_frame: Some(on_frame),
                     on_event: Some(on_event),
+                    realtime: args.realtime,
                     ..Default::default()
                 },
             )
