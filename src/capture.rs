@@ -116,6 +116,10 @@ pub struct Features {
     /// The client library is newer than the daemon: measured with 1.4.2
     /// against 0.3.65, a stream links and negotiates but gets no frames.
     pub library_newer_than_daemon: bool,
+    /// The client library (< 0.3.72) leaks the fds of messages that arrive
+    /// for a proxy already destroyed (pipewire#1840): a stream removed while
+    /// its node links is destroyed only once the link settled.
+    pub zombie_fd_leak: bool,
 }
 
 impl Features {
@@ -125,6 +129,7 @@ impl Features {
         Features {
             explicit_sync: lib >= (1, 2, 0) && dae >= (1, 2, 0),
             library_newer_than_daemon: dae != (0, 0, 0) && lib > dae,
+            zombie_fd_leak: lib != (0, 0, 0) && lib < (0, 3, 72),
         }
     }
 }
@@ -474,6 +479,27 @@ pub(crate) struct LoopState {
     reconnect: RefCell<Reconnect>,
     /// The periodic tick's timer and period.
     pub tick: TickCtl,
+    /// Removed streams whose node still links, kept until it settles (see
+    /// `Features::zombie_fd_leak`), with when they were removed.
+    parting: RefCell<Vec<(StreamEntry, Instant)>>,
+}
+
+/// Longest a removed stream waits for its link to settle.
+const PARTING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Destroy the parting streams whose link settled (or that waited long
+/// enough). Returns true while some still wait.
+fn reap_parting(state: &LoopState, now: Instant) -> bool {
+    let done: Vec<StreamEntry> = {
+        let mut p = state.parting.borrow_mut();
+        let (done, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut *p)
+            .into_iter()
+            .partition(|(e, t)| e.settled() || now.duration_since(*t) >= PARTING_TIMEOUT);
+        *p = keep;
+        done.into_iter().map(|(e, _)| e).collect()
+    };
+    drop(done);
+    !state.parting.borrow().is_empty()
 }
 
 /// Tick period while a stream waits for its node or format or has a stall
@@ -828,6 +854,7 @@ fn run_loop(
             source: Cell::new(std::ptr::null_mut()),
             period: Cell::new(TICK_FAST),
         },
+        parting: RefCell::new(Vec::new()),
     });
 
     let conn = connect(&state, fd)?;
@@ -887,7 +914,8 @@ fn run_loop(
                     let now = Instant::now();
                     let reconnecting = reconnect_tick(&state, now);
                     let streams = crate::pwstream::tick(&state, now);
-                    state.tick.set_fast(reconnecting || streams);
+                    let parting = reap_parting(&state, now);
+                    state.tick.set_fast(reconnecting || streams || parting);
                 }
             })
         }
@@ -908,6 +936,7 @@ fn run_loop(
         e.shared.enabled.store(false, Ordering::Release);
         drop(e);
     }
+    state.parting.borrow_mut().clear();
     state.specs.borrow_mut().clear();
     state.reconnect.borrow_mut().next_at = None;
     shared.close_commands();
@@ -948,7 +977,17 @@ fn handle_command(state: &Rc<LoopState>, cmd: Command) {
             let e = state.streams.borrow_mut().remove(&id);
             if let Some(e) = e {
                 e.shared.enabled.store(false, Ordering::Release);
-                drop(e);
+                let leaky = {
+                    let v = state.shared.versions.lock();
+                    Features::for_versions(&v.library, &v.daemon).zombie_fd_leak
+                };
+                if leaky && !e.settled() {
+                    // Destroyed by the tick once its link settled.
+                    state.parting.borrow_mut().push((e, Instant::now()));
+                    state.tick.set_fast(true);
+                } else {
+                    drop(e);
+                }
             }
         }
         Command::ReturnBuffer {

@@ -81,6 +81,9 @@ pub(crate) struct StreamCore {
     last_header_seq: Option<u64>,
     /// `process` runs on PipeWire's data thread (PW_STREAM_FLAG_RT_PROCESS).
     realtime: bool,
+    /// The stream reached Streaming, Error or Unconnected: the daemon no
+    /// longer sends the messages that link its node.
+    settled: bool,
 }
 
 // SAFETY: the only member that is not Send is `raw`, the pw_stream pointer.
@@ -198,6 +201,11 @@ impl Drop for StreamEntry {
 }
 
 impl StreamEntry {
+    /// The stream's node is linked (or failed): see `StreamCore::settled`.
+    pub(crate) fn settled(&self) -> bool {
+        self.core.lock().settled
+    }
+
     /// Offer the stream's formats again (after an import failed on the data
     /// thread of a realtime stream).
     pub(crate) fn renegotiate(&self) {
@@ -298,6 +306,7 @@ pub(crate) fn add(
         seq: 0,
         last_header_seq: None,
         realtime,
+        settled: false,
     }));
     let listener = stream
         .add_local_listener_with_user_data(())
@@ -305,7 +314,16 @@ pub(crate) fn add(
             let core = core.clone();
             move |_, _, _old, new| {
                 crate::callback_panic_boundary!("state_changed", {
-                    let shared = core.lock().shared.clone();
+                    let shared = {
+                        let mut c = core.lock();
+                        c.settled |= matches!(
+                            new,
+                            pw::stream::StreamState::Streaming
+                                | pw::stream::StreamState::Error(_)
+                                | pw::stream::StreamState::Unconnected
+                        );
+                        c.shared.clone()
+                    };
                     let st = match new {
                         pw::stream::StreamState::Connecting => StreamState::Connecting,
                         pw::stream::StreamState::Paused => StreamState::Paused,
