@@ -484,7 +484,7 @@ fn assert_gated(sb: &Sandbox, cap: &Capture) {
 /// were armed before validation and are signalled when the buffer goes
 /// back; the delivered ones when the callback returns.
 #[test]
-fn release_points_signalled_once_for_delivered_and_invalid_frames() {
+fn explicit_sync_release_points_signalled_once_for_delivered_and_invalid_frames() {
     let sb = Sandbox::start();
     let cap = capture(&sb);
     if !explicit_sync_expected(&cap) {
@@ -546,7 +546,7 @@ fn release_points_signalled_once_for_delivered_and_invalid_frames() {
 /// pile up.
 #[test]
 #[ignore = "library bug: held-limit/superseded drops never arm their release point (src/pwstream.rs)"]
-fn release_points_signalled_once_for_held_limit_drops() {
+fn explicit_sync_release_points_signalled_once_for_held_limit_drops() {
     let sb = Sandbox::start();
     let cap = capture(&sb);
     if !explicit_sync_expected(&cap) {
