@@ -21,6 +21,9 @@ pub enum Mode {
     OffsetWrap,
     /// chunk.stride = a row's bytes - 1.
     StrideSmall,
+    /// chunk.stride = 0 (the one stride lie a DMA-BUF consumer can see:
+    /// sizes and offsets of DMA-BUF planes are the importer's business).
+    StrideZero,
     /// chunk.size = half of stride * height.
     SizeSmall,
     /// chunk.size = 0 (a legal "metadata only" frame).
@@ -57,7 +60,8 @@ pub enum Mode {
     FormatStorm,
 }
 
-pub const MODES: &str = "offset-past-end offset-wrap stride-small size-small zero-size \
+pub const MODES: &str =
+    "offset-past-end offset-wrap stride-small stride-zero size-small zero-size \
 maxsize-gt-fd unmappable-fd too-many-planes huge-dims zero-dims damage-outside crop-outside \
 cursor-oversized truncated-meta vanish=N silent-after=N silent-for=MS format-storm";
 
@@ -87,6 +91,7 @@ impl Evil {
                 "offset-past-end" => Mode::OffsetPastEnd,
                 "offset-wrap" => Mode::OffsetWrap,
                 "stride-small" => Mode::StrideSmall,
+                "stride-zero" => Mode::StrideZero,
                 "size-small" => Mode::SizeSmall,
                 "zero-size" => Mode::ZeroSize,
                 "maxsize-gt-fd" => Mode::MaxsizeGtFd,
@@ -224,6 +229,7 @@ pub unsafe fn corrupt_frame(
             Mode::OffsetPastEnd => (*chunk).offset = d0.maxsize,
             Mode::OffsetWrap => (*chunk).offset = u32::MAX - 15,
             Mode::StrideSmall => (*chunk).stride = row_bytes as i32 - 1,
+            Mode::StrideZero => (*chunk).stride = 0,
             Mode::SizeSmall => (*chunk).size /= 2,
             Mode::ZeroSize => (*chunk).size = 0,
             Mode::DamageOutside => {
@@ -346,6 +352,10 @@ mod tests {
         assert_eq!(
             m,
             vec![Mode::OffsetPastEnd, Mode::Vanish(30), Mode::SilentFor(500)]
+        );
+        assert_eq!(
+            Evil::parse("stride-zero,silent-after=90").unwrap(),
+            vec![Mode::StrideZero, Mode::SilentAfter(90)]
         );
         assert!(Evil::parse("vanish").is_err());
         assert!(Evil::parse("nope").is_err());

@@ -6,5 +6,6 @@ pub mod dmabuf;
 pub mod pattern;
 pub mod sandbox;
 pub mod spa;
+pub mod sync_timeline;
 
 pub use sandbox::{NodeInfo, Producer, Sandbox};

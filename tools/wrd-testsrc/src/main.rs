@@ -6,10 +6,16 @@
 //! (`PW_STREAM_FLAG_DRIVER | PW_STREAM_FLAG_ALLOC_BUFFERS`), one memfd per
 //! plane, with Header, VideoDamage, VideoCrop and Cursor metadata.
 //!
+//! With `--modifiers` the buffers can be DMA-BUF (memfd-backed, see
+//! `wrd_testsrc::dmabuf`), and with `--sync-timeline` they carry explicit
+//! sync as PipeWire >= 1.2 compositors send it (`wrd_testsrc::sync_timeline`).
+//!
 //! stdout protocol: once every stream has a node id, one line per stream
 //! `node <index> <node_id> <node_name>`, then `ready`. Logs go to stderr.
 //! Exit status: 0 after `--frames` frames per stream or on SIGTERM/SIGINT,
-//! 1 on a PipeWire error (e.g. the daemon went away), 2 on bad arguments.
+//! 1 on a PipeWire error (e.g. the daemon went away), 2 on bad arguments,
+//! 3 when `--sync-timeline` meets a PipeWire (library or daemon) older than
+//! 1.2.
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
@@ -20,12 +26,13 @@ use std::time::{Duration, Instant};
 use libspa::param::format::{MediaSubtype, MediaType};
 use libspa::param::format_utils::parse_format;
 use libspa::param::video::VideoInfoRaw;
-use libspa::pod::{Pod, Property, Value};
+use libspa::pod::{Pod, Property, PropertyFlags, Value};
 use libspa_sys as spa_sys;
 use pipewire as pw;
 use pipewire_sys as pw_sys;
 use pw::stream::{StreamFlags, StreamRef, StreamState};
 use wrd_capture::{PixelFormat, PlaneLayout};
+use wrd_testsrc::sync_timeline::{self as sync, SentFrame, SpaMetaSyncTimeline};
 use wrd_testsrc::{dmabuf, pattern, spa};
 
 mod evil;
@@ -54,14 +61,20 @@ usage: wrd-testsrc [options]
   --alloc-modifiers M[,M..]  the modifiers that can be allocated (default: all)
   --dmabuf-only       with --modifiers: no SHM EnumFormat
   --shm-only          no modifiers, SHM only (the default)
+  --sync-timeline     with --modifiers: explicit sync (PipeWire >= 1.2, else
+                      exit 3): DMA-BUF buffers get the SyncTimeline meta and
+                      2 SyncObj datas (memfds here); the plain layout stays
+                      as a fallback; one `sync-timeline frame` line per frame
   --evil MODE[,MODE]  lie to consumers (see docs/testbench.md), modes:
-                      offset-past-end offset-wrap stride-small size-small
-                      zero-size maxsize-gt-fd unmappable-fd too-many-planes
-                      huge-dims zero-dims damage-outside crop-outside
-                      cursor-oversized truncated-meta vanish=N silent-after=N
-                      silent-for=MS format-storm
+                      offset-past-end offset-wrap stride-small stride-zero
+                      size-small zero-size maxsize-gt-fd unmappable-fd
+                      too-many-planes huge-dims zero-dims damage-outside
+                      crop-outside cursor-oversized truncated-meta vanish=N
+                      silent-after=N silent-for=MS format-storm
   --evil-every K      corrupt every K-th frame / buffer (default 2)
-stdout: `node <index> <node_id> <node_name>` per stream, then `ready`.";
+stdout: `node <index> <node_id> <node_name>` per stream, then `ready`.
+exit: 0 done/signal, 1 PipeWire error, 2 bad arguments, 3 --sync-timeline
+      on PipeWire < 1.2.";
 
 /// The largest cursor bitmap the Cursor meta has room for.
 const CURSOR_META_SIZE: usize = std::mem::size_of::<spa_sys::spa_meta_cursor>()
@@ -87,6 +100,8 @@ struct Args {
     dmabuf: dmabuf::DmabufConfig,
     evil: evil::Evil,
     repaint_damage: bool,
+    /// `--sync-timeline`: explicit sync on DMA-BUF buffers.
+    sync_timeline: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -110,6 +125,7 @@ fn parse_args() -> Result<Args, String> {
             every: 2,
         },
         repaint_damage: false,
+        sync_timeline: false,
     };
     let mut shm_only = false;
     let mut it = std::env::args().skip(1);
@@ -162,6 +178,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dmabuf-only" => a.dmabuf.dmabuf_only = true,
             "--shm-only" => shm_only = true,
+            "--sync-timeline" => a.sync_timeline = true,
             "--evil" => a.evil.modes.extend(evil::Evil::parse(&value(&key)?)?),
             "--evil-every" => a.evil.every = num(&key, &value(&key)?)?,
             "-h" | "--help" => {
@@ -194,6 +211,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.dmabuf.enabled() && a.one_block {
         return Err("--one-block is for SHM only (DMA-BUF planes get one fd each)".into());
+    }
+    if a.sync_timeline && !a.dmabuf.enabled() {
+        return Err("--sync-timeline needs --modifiers (explicit sync is for DMA-BUF)".into());
     }
     if a.evil.every == 0 {
         return Err("--evil-every must be at least 1".into());
@@ -266,6 +286,9 @@ struct Ctx {
     /// `--repaint-damage`: the frame (seq, width, height) each buffer holds,
     /// by pw_buffer address; forgotten when the buffer is added or removed.
     painted: std::collections::HashMap<usize, (u64, u32, u32)>,
+    /// `--sync-timeline`: the (acquire, release) timeline inodes of each
+    /// buffer in the explicit-sync layout, by pw_buffer address.
+    timelines: std::collections::HashMap<usize, (u64, u64)>,
 }
 
 impl Ctx {
@@ -322,14 +345,15 @@ impl Ctx {
 }
 
 /// Buffers and Meta params for a negotiated format (DMA-BUF when `dmabuf`).
+/// With `--sync-timeline` and DMA-BUF, the explicit-sync layout comes first
+/// (2 more blocks, SyncObj data type, the SyncTimeline meta required), the
+/// plain one after it for consumers without explicit sync.
 fn buffer_params(args: &Args, neg: &Negotiated, dmabuf: bool) -> Vec<Vec<u8>> {
     let blocks = neg.blocks(args.one_block);
     let size = blocks.iter().map(|b| b.0).max().unwrap_or(0);
     let n_blocks = blocks.len() + args.evil.extra_blocks();
-    let mut params = vec![spa::object(
-        spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
-        spa_sys::SPA_PARAM_Buffers,
-        vec![
+    let buffers = |n_blocks: usize, types: i32, meta_types: Option<i32>| {
+        let mut props = vec![
             Property::new(
                 spa_sys::SPA_PARAM_BUFFERS_buffers,
                 spa::int_range(args.buffers as i32, 2, 16),
@@ -343,16 +367,47 @@ fn buffer_params(args: &Args, neg: &Negotiated, dmabuf: bool) -> Vec<Vec<u8>> {
                 spa_sys::SPA_PARAM_BUFFERS_stride,
                 Value::Int(neg.planes[0].stride as i32),
             ),
-            Property::new(
-                spa_sys::SPA_PARAM_BUFFERS_dataType,
-                spa::int_flags(if dmabuf {
-                    1 << spa_sys::SPA_DATA_DmaBuf
-                } else {
-                    1 << spa_sys::SPA_DATA_MemFd
-                }),
-            ),
-        ],
-    )];
+            Property::new(spa_sys::SPA_PARAM_BUFFERS_dataType, spa::int_flags(types)),
+        ];
+        if let Some(m) = meta_types {
+            // MANDATORY, as KWin sends it: a consumer that does not require
+            // the meta (an old one) must not get this layout.
+            props.push(Property {
+                key: sync::SPA_PARAM_BUFFERS_META_TYPE,
+                flags: PropertyFlags::MANDATORY,
+                value: Value::Int(m),
+            });
+        }
+        spa::object(
+            spa_sys::SPA_TYPE_OBJECT_ParamBuffers,
+            spa_sys::SPA_PARAM_Buffers,
+            props,
+        )
+    };
+    let explicit_sync = dmabuf && args.sync_timeline;
+    let mut params = Vec::new();
+    if explicit_sync {
+        params.push(buffers(
+            n_blocks + 2,
+            (1 << spa_sys::SPA_DATA_DmaBuf) | (1 << sync::SPA_DATA_SYNC_OBJ),
+            Some(1 << sync::SPA_META_SYNC_TIMELINE),
+        ));
+    }
+    params.push(buffers(
+        n_blocks,
+        if dmabuf {
+            1 << spa_sys::SPA_DATA_DmaBuf
+        } else {
+            1 << spa_sys::SPA_DATA_MemFd
+        },
+        None,
+    ));
+    if explicit_sync {
+        params.push(spa::meta_param(
+            sync::SPA_META_SYNC_TIMELINE,
+            Value::Int(std::mem::size_of::<SpaMetaSyncTimeline>() as i32),
+        ));
+    }
     params.push(spa::meta_param(
         spa_sys::SPA_META_Header,
         Value::Int(std::mem::size_of::<spa_sys::spa_meta_header>() as i32),
@@ -613,6 +668,37 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
         d.maxsize = size as u32;
         d.data = ptr;
     }
+    // --sync-timeline: the explicit-sync layout has two more datas, the
+    // acquire and the release timeline.
+    let sync_layout = c.args.sync_timeline && c.modifier.is_some();
+    let n_blocks = blocks.len();
+    if sync_layout && datas.len() == n_blocks + 2 {
+        match add_timelines(&mut datas[n_blocks..]) {
+            Ok(inos) => {
+                eprintln!(
+                    "wrd-testsrc: stream {}: buffer {} explicit sync: acquire timeline ino {}, \
+                     release timeline ino {}",
+                    c.index,
+                    c.allocated + 1,
+                    inos.0,
+                    inos.1
+                );
+                c.timelines.insert(buffer as usize, inos);
+            }
+            Err(e) => {
+                eprintln!("wrd-testsrc: stream {}: {e}", c.index);
+                return;
+            }
+        }
+    } else if sync_layout {
+        eprintln!(
+            "wrd-testsrc: stream {}: buffer {} without explicit sync: the consumer took the \
+             plain DMA-BUF layout ({} datas)",
+            c.index,
+            c.allocated + 1,
+            datas.len()
+        );
+    }
     c.buffers += 1;
     c.allocated += 1;
     if let Some(m) = c.modifier {
@@ -629,14 +715,53 @@ fn on_add_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     c.last_size = None;
 }
 
+/// Make the two SyncObj datas of a buffer in the explicit-sync layout
+/// (acquire, release): a memfd each, standing in for the DRM timeline
+/// syncobjs there is no device for. Returns their inodes.
+fn add_timelines(datas: &mut [spa_sys::spa_data]) -> Result<(u64, u64), String> {
+    let mut inos = [0u64; 2];
+    for (i, d) in datas.iter_mut().enumerate() {
+        if d.type_ & (1 << sync::SPA_DATA_SYNC_OBJ) == 0 {
+            return Err(format!(
+                "explicit-sync layout whose data types {:#x} exclude SyncObj",
+                d.type_
+            ));
+        }
+        let name = [c"wrd-testsrc-acquire", c"wrd-testsrc-release"][i];
+        // SAFETY: memfd_create with a NUL-terminated name; we own the new fd.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` was just created and stays open (closed in
+        // remove_buffer).
+        inos[i] = sync::fd_ino(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+            .map_err(|e| format!("fstat: {e}"))?;
+        d.type_ = sync::SPA_DATA_SYNC_OBJ;
+        d.flags = spa_sys::SPA_DATA_FLAG_READWRITE;
+        d.fd = fd as i64;
+        d.mapoffset = 0;
+        d.maxsize = 0;
+        d.data = std::ptr::null_mut();
+    }
+    Ok((inos[0], inos[1]))
+}
+
 fn on_remove_buffer(ctx: &Rc<RefCell<Ctx>>, buffer: *mut pw_sys::pw_buffer) {
     ctx.borrow_mut().painted.remove(&(buffer as usize));
+    ctx.borrow_mut().timelines.remove(&(buffer as usize));
     // SAFETY: as in add_buffer; the buffer is valid until we return.
     let datas = unsafe {
         let buf = (*buffer).buffer;
         std::slice::from_raw_parts_mut((*buf).datas, (*buf).n_datas as usize)
     };
     for d in datas {
+        if d.type_ == sync::SPA_DATA_SYNC_OBJ && d.fd >= 0 {
+            // SAFETY: a timeline memfd of ours (add_timelines), unused now.
+            unsafe { libc::close(d.fd as i32) };
+            d.fd = -1;
+            continue;
+        }
         let ours = d.type_ == spa_sys::SPA_DATA_MemFd || d.type_ == spa_sys::SPA_DATA_DmaBuf;
         if ours && !d.data.is_null() && d.fd >= 0 {
             // SAFETY: data/maxsize/fd are the mapping and memfd we made in
@@ -780,6 +905,60 @@ fn on_process(stream: &StreamRef, ctx: &Rc<RefCell<Ctx>>) {
             write_cursor(m as *mut spa_sys::spa_meta_cursor, size, seq);
         }
     }
+    // --sync-timeline: the frame's points, for buffers in the explicit-sync
+    // layout.
+    if let Some(&(acquire_ino, release_ino)) = c.timelines.get(&(b as usize)) {
+        let (acquire_point, release_point) = sync::points(seq);
+        // SAFETY: as for the metas above; the SyncTimeline meta is 24 bytes
+        // (asked for in buffer_params) and 8-aligned like every meta.
+        let meta = unsafe {
+            spa::find_meta(
+                buf,
+                sync::SPA_META_SYNC_TIMELINE,
+                std::mem::size_of::<SpaMetaSyncTimeline>(),
+            )
+        };
+        match meta {
+            Some((m, _)) => {
+                // SAFETY: see above.
+                unsafe {
+                    m.cast::<SpaMetaSyncTimeline>().write(SpaMetaSyncTimeline {
+                        flags: 0,
+                        padding: 0,
+                        acquire_point,
+                        release_point,
+                    })
+                };
+                let sent = SentFrame {
+                    stream: c.index,
+                    seq,
+                    acquire_point,
+                    acquire_ino,
+                    release_point,
+                    release_ino,
+                };
+                eprintln!("wrd-testsrc: {}", sync::log_line(&sent));
+            }
+            None => eprintln!(
+                "wrd-testsrc: stream {}: frame {seq}: explicit-sync buffer without a \
+                 SyncTimeline meta",
+                c.index
+            ),
+        }
+        // The timelines carry no bytes.
+        for d in &datas[blocks.len()..] {
+            if d.type_ == sync::SPA_DATA_SYNC_OBJ && !d.chunk.is_null() {
+                // SAFETY: chunk points into the buffer's shared header, ours
+                // while dequeued.
+                unsafe {
+                    (*d.chunk).offset = 0;
+                    (*d.chunk).size = 0;
+                    (*d.chunk).stride = 0;
+                    (*d.chunk).flags = 0;
+                }
+            }
+        }
+    }
     // SAFETY: `buf` is dequeued and ours until queued below.
     unsafe { evil::corrupt_frame(&c.args.evil, buf, seq, (w, h), neg.planes[0].row_bytes) };
     c.last_size = Some((w, h));
@@ -888,11 +1067,84 @@ fn main() -> ExitCode {
     };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wrd-testsrc: {e}");
-            ExitCode::from(1)
+        Err(f) => {
+            eprintln!("wrd-testsrc: {}", f.message);
+            ExitCode::from(f.status)
         }
     }
+}
+
+/// Why `run` failed, and the exit status that says so.
+struct Failure {
+    status: u8,
+    message: String,
+}
+
+impl From<String> for Failure {
+    /// A PipeWire error: exit status 1.
+    fn from(message: String) -> Failure {
+        Failure { status: 1, message }
+    }
+}
+
+/// `--sync-timeline`: refuse (exit status 3) unless the client library and
+/// the daemon are >= 1.2. The daemon's version comes with the core's info
+/// event; a core sync bounds the wait for it.
+fn check_sync_versions(
+    mainloop: &pw::main_loop::MainLoop,
+    core: &pw::core::Core,
+) -> Result<(), Failure> {
+    // SAFETY: pw_get_library_version returns a static NUL-terminated string.
+    let library = unsafe { std::ffi::CStr::from_ptr(pw_sys::pw_get_library_version()) }
+        .to_string_lossy()
+        .into_owned();
+    let daemon = Rc::new(RefCell::new(String::new()));
+    let synced = Rc::new(Cell::new(false));
+    let pending = core.sync(0).map_err(|e| format!("core sync: {e}"))?;
+    let _listener = core
+        .add_listener_local()
+        .info({
+            let daemon = daemon.clone();
+            move |info| *daemon.borrow_mut() = info.version().to_string()
+        })
+        .done({
+            let synced = synced.clone();
+            let mainloop = mainloop.downgrade();
+            move |id, seq| {
+                if id == pw::core::PW_ID_CORE && seq == pending {
+                    synced.set(true);
+                    if let Some(l) = mainloop.upgrade() {
+                        l.quit();
+                    }
+                }
+            }
+        })
+        .register();
+    let timer = mainloop.loop_().add_timer({
+        let mainloop = mainloop.downgrade();
+        move |_| {
+            if let Some(l) = mainloop.upgrade() {
+                l.quit();
+            }
+        }
+    });
+    timer
+        .update_timer(Some(Duration::from_secs(5)), None)
+        .into_result()
+        .map_err(|e| format!("timer: {e}"))?;
+    mainloop.run();
+    if !synced.get() {
+        return Err("no answer from the PipeWire daemon within 5 s"
+            .to_string()
+            .into());
+    }
+    let daemon = daemon.borrow().clone();
+    sync::supported(&library, &daemon).map_err(|message| Failure {
+        status: sync::EXIT_UNSUPPORTED,
+        message,
+    })?;
+    eprintln!("wrd-testsrc: explicit sync: client library {library}, daemon {daemon}");
+    Ok(())
 }
 
 /// Block SIGINT and SIGTERM in every thread (PipeWire's threads inherit the
@@ -908,7 +1160,7 @@ fn block_exit_signals() {
     }
 }
 
-fn run(args: Rc<Args>) -> Result<(), String> {
+fn run(args: Rc<Args>) -> Result<(), Failure> {
     block_exit_signals();
     pw::init();
     let mainloop = pw::main_loop::MainLoop::new(None).map_err(|e| format!("main loop: {e}"))?;
@@ -934,6 +1186,13 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             }
         })
         .register();
+    if args.sync_timeline {
+        let checked = check_sync_versions(&mainloop, &core);
+        if let Some(e) = failed.take() {
+            return Err(e.into());
+        }
+        checked?;
+    }
 
     let quit: Rc<dyn Fn()> = {
         let mainloop = mainloop.downgrade();
@@ -987,6 +1246,7 @@ fn run(args: Rc<Args>) -> Result<(), String> {
             vanish: None,
             silent_since: None,
             painted: Default::default(),
+            timelines: Default::default(),
         }));
         let listener = stream
             .add_local_listener_with_user_data(ctx.clone())
@@ -1137,7 +1397,7 @@ fn run(args: Rc<Args>) -> Result<(), String> {
         let _ = s.stream.disconnect();
     }
     match failed.take() {
-        Some(e) => Err(e),
+        Some(e) => Err(e.into()),
         None => Ok(()),
     }
 }
