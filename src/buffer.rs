@@ -518,6 +518,16 @@ fn read<T: Copy>(bytes: &[u8], at: usize) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(src.as_ptr() as *const T) })
 }
 
+/// The (acquire, release) points of a SyncTimeline meta, if there is a
+/// well-formed one (explicit sync).
+pub fn sync_timeline(metas: &[(u32, &[u8])]) -> Option<(u64, u64)> {
+    metas
+        .iter()
+        .find(|(kind, _)| *kind == meta_type::SYNC_TIMELINE)
+        .and_then(|(_, bytes)| read::<crate::negotiation::SpaMetaSyncTimeline>(bytes, 0))
+        .map(|t| (t.acquire_point, t.release_point))
+}
+
 /// Parse metas given as (type, bytes) pairs for a `w` x `h` frame.
 pub fn parse_metas(metas: &[(u32, &[u8])], w: u32, h: u32) -> ParsedMeta {
     use libspa_sys::{spa_meta_cursor, spa_meta_header, spa_meta_region, spa_meta_videotransform};

@@ -584,6 +584,45 @@ fn dropped_damage(c: &mut StreamCore, b: *mut pw::sys::pw_buffer) {
     merge_damage(acc, &rects, f.width, f.height);
 }
 
+/// Explicit sync: arm the release point of a buffer just dequeued, before
+/// anything decides its fate (delivered, superseded, disabled, over the
+/// held limit or the budget, invalid), so that every buffer we take is
+/// released once when given back. Buffers without a SyncTimeline meta and
+/// two SyncObj datas are not armed.
+fn arm_release(c: &StreamCore, b: *mut pw::sys::pw_buffer) {
+    let Some(bs) = c.buffers.get(&(b as usize)) else {
+        return;
+    };
+    // SAFETY: `b` is dequeued and live; its spa_buffer, datas and metas
+    // stay valid until we queue it back. n_datas bounds datas.
+    let (sb, datas) = unsafe {
+        let sb = (*b).buffer;
+        if sb.is_null() || (*sb).datas.is_null() {
+            return;
+        }
+        (
+            sb,
+            std::slice::from_raw_parts((*sb).datas, (*sb).n_datas as usize),
+        )
+    };
+    let n = datas.len();
+    if n < 2
+        || n != bs.maps.len()
+        || datas[n - 2].type_ != data_type::SYNC_OBJ
+        || datas[n - 1].type_ != data_type::SYNC_OBJ
+    {
+        return;
+    }
+    // SAFETY: as above, the metas are valid while the buffer is dequeued.
+    let m = unsafe { metas(sb) };
+    let Some((_, release_point)) = buffer::sync_timeline(&m) else {
+        return;
+    };
+    if let Some(fd) = bs.maps[n - 1].as_ref().ok().and_then(|m| m.raw_fd()) {
+        c.releases.arm(b as usize, fd, release_point);
+    }
+}
+
 /// Give a buffer back to the producer, signalling its release point first.
 fn give_back(core: &Core, b: *mut pw::sys::pw_buffer) {
     let c = core.lock();
@@ -626,6 +665,7 @@ fn on_process(core: &Core) {
         if b.is_null() {
             break;
         }
+        arm_release(&core.lock(), b);
         if !newest.is_null() {
             dropped_damage(&mut core.lock(), newest);
             give_back(core, newest);
@@ -742,7 +782,6 @@ fn build_frame(
         ));
     };
     let importer = c.importer.clone();
-    let releases = &c.releases;
     let Some(bs) = c.buffers.get_mut(&(b as usize)) else {
         return Err(Invalid(DropReason::Unmappable, "unknown buffer".into()));
     };
@@ -829,10 +868,8 @@ fn build_frame(
         }
         _ => None,
     };
-    if let Some(sp) = sync {
-        // Armed before validation: a frame we drop is released too.
-        releases.arm(b as usize, sp.release_fd, sp.release_point);
-    }
+    // The release point was armed when the buffer was dequeued
+    // (`arm_release`).
     let pixels = if let Some(modifier) = f.modifier {
         let fds: Vec<i32> = bs
             .maps

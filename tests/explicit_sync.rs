@@ -532,20 +532,17 @@ fn explicit_sync_release_points_signalled_once_for_delivered_and_invalid_frames(
 /// gets those buffers back, and a compositor waiting on the point would
 /// stall.
 ///
-/// Ignored until `src/pwstream.rs` arms the release point when a buffer is
-/// dequeued: today only `build_frame` arms it, so the buffers given back
-/// by the held-limit, superseded and disabled paths of `on_process` (and by
-/// `build_frame`'s own early returns) are never signalled. Measured on
-/// PipeWire 1.4.2 (`scripts/modern-leg.sh --no-build -- explicit_sync
-/// --include-ignored`): 40 delivered, 80 held-limit drops, 40 signals;
-/// with the fix 120 of 120 (docs/modern-pipewire.md, "Explicit sync
-/// through a real producer"). Superseded drops share that path but cannot
+/// This test found that only `build_frame` armed the release point, so
+/// the buffers given back by the held-limit, superseded and disabled paths
+/// of `on_process` (and by `build_frame`'s own early returns) were never
+/// signalled: on PipeWire 1.4.2, 40 delivered, 80 held-limit drops, 40
+/// signals. `on_process` now arms every buffer when it is dequeued: 120 of
+/// 120 (docs/modern-pipewire.md, "Explicit sync through a real producer"). Superseded drops share that path but cannot
 /// be provoked on
 /// 1.4: the stream's node runs on the capture thread (`node.loop.class =
 /// main`), so a slow callback blocks the node instead of letting buffers
 /// pile up.
 #[test]
-#[ignore = "library bug: held-limit/superseded drops never arm their release point (src/pwstream.rs)"]
 fn explicit_sync_release_points_signalled_once_for_held_limit_drops() {
     let sb = Sandbox::start();
     let cap = capture(&sb);
