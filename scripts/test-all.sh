@@ -62,13 +62,7 @@ fi
 
 if [[ " $legs " == *" modern "* ]]; then
     step "MODERN LEG: the same build against PipeWire 1.4.2 / WirePlumber 0.5.8"
-    # Skipped in this leg only, and listed here so the skip is visible:
-    # under PipeWire 1.4 the 1000 add/remove cycles end with the test
-    # producer gone (1.4 fails a link on both ends when a consumer is
-    # removed mid-link, and wrd-testsrc exits on a stream error); open in
-    # issue 9. The same test runs in the host leg.
-    echo "modern leg skips: stream_add_remove_1000_cycles_no_leak"
-    bash scripts/modern-leg.sh -- --skip stream_add_remove_1000_cycles_no_leak || failed=1
+    bash scripts/modern-leg.sh || failed=1
 fi
 
 step "summary"

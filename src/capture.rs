@@ -116,10 +116,6 @@ pub struct Features {
     /// The client library is newer than the daemon: measured with 1.4.2
     /// against 0.3.65, a stream links and negotiates but gets no frames.
     pub library_newer_than_daemon: bool,
-    /// The client library (< 0.3.72) leaks the fds of messages that arrive
-    /// for a proxy already destroyed (pipewire#1840): a stream removed while
-    /// its node links is destroyed only once the link settled.
-    pub zombie_fd_leak: bool,
 }
 
 impl Features {
@@ -129,7 +125,6 @@ impl Features {
         Features {
             explicit_sync: lib >= (1, 2, 0) && dae >= (1, 2, 0),
             library_newer_than_daemon: dae != (0, 0, 0) && lib > dae,
-            zombie_fd_leak: lib != (0, 0, 0) && lib < (0, 3, 72),
         }
     }
 }
@@ -479,8 +474,13 @@ pub(crate) struct LoopState {
     reconnect: RefCell<Reconnect>,
     /// The periodic tick's timer and period.
     pub tick: TickCtl,
-    /// Removed streams whose node still links, kept until it settles (see
-    /// `Features::zombie_fd_leak`), with when they were removed.
+    /// Removed streams whose node still links, with when they were removed:
+    /// disabled at once (no callback runs after `remove`), destroyed by the
+    /// tick once the link settled. Destroying a stream mid-link hurts on
+    /// every version: a client library < 0.3.72 leaks the fds of messages
+    /// that then arrive for the destroyed proxy (pipewire#1840), and
+    /// PipeWire 1.4 fails the refused link on both ends, so the producer's
+    /// stream (a compositor's screencast) goes to error.
     parting: RefCell<Vec<(StreamEntry, Instant)>>,
 }
 
@@ -977,12 +977,9 @@ fn handle_command(state: &Rc<LoopState>, cmd: Command) {
             let e = state.streams.borrow_mut().remove(&id);
             if let Some(e) = e {
                 e.shared.enabled.store(false, Ordering::Release);
-                let leaky = {
-                    let v = state.shared.versions.lock();
-                    Features::for_versions(&v.library, &v.daemon).zombie_fd_leak
-                };
-                if leaky && !e.settled() {
-                    // Destroyed by the tick once its link settled.
+                if !e.settled() {
+                    // Its node still links: destroyed by the tick once the
+                    // link settled (see `LoopState::parting`).
                     state.parting.borrow_mut().push((e, Instant::now()));
                     state.tick.set_fast(true);
                 } else {

@@ -186,9 +186,9 @@ fn stream_add_remove_1000_cycles_no_leak() {
 /// 8db98b114 "module-protocol-native: close fds from zombie clients",
 /// pipewire#1840). The node's activation eventfds leaked: 2-8 per 100
 /// cycles at a fixed delay, ~100 per 900 at 1-6 ms on a loaded machine,
-/// 17 -> 55 fds over 600 cycles. With such a client library the capture
-/// now destroys a removed stream only once its link settled
-/// (`Features::zombie_fd_leak`): 17 -> 17 over 600 cycles.
+/// 17 -> 55 fds over 600 cycles. The capture now destroys a removed
+/// stream only once its link settled (which also keeps PipeWire 1.4 from
+/// failing the producer's stream): 17 -> 17 over 600 cycles.
 #[test]
 fn stream_removed_while_linking_no_fd_leak() {
     let _s = serial();
