@@ -414,8 +414,10 @@ typedef struct wrd_features {
    */
   uint32_t explicit_sync;
   /**
-   * The client library is newer than the daemon: streams may link and
-   * negotiate yet get no frames (measured: 1.4.2 against 0.3.65).
+   * The client library is newer than the daemon. With a library >= 0.3.74
+   * and a daemon < 0.3.74 no consumer gets buffers (PipeWire changed its
+   * client-node mix protocol), so `wrd_stream_add` answers
+   * `WRD_ERR_UNSUPPORTED` (measured: 1.4.2 against 0.3.65).
    */
   uint32_t library_newer_than_daemon;
 } wrd_features;
@@ -1462,7 +1464,9 @@ enum wrd_status wrd_stream_config_init(struct wrd_stream_config *cfg);
  *
  * Errors: `WRD_ERR_NULL_POINTER` (cap, out), `WRD_ERR_INVALID_STATE`
  * (destroyed capture), `WRD_ERR_INVALID_ARGUMENT` (cfg),
- * `WRD_ERR_TOO_MANY_STREAMS`, `WRD_ERR_CONNECTION_LOST`. Any thread,
+ * `WRD_ERR_TOO_MANY_STREAMS`, `WRD_ERR_CONNECTION_LOST`,
+ * `WRD_ERR_UNSUPPORTED` (a PipeWire client library >= 0.3.74 with a daemon
+ * < 0.3.74: that pair never delivers buffers to a consumer). Any thread,
  * including from a callback. Free with `wrd_stream_remove`.
  */
 enum wrd_status wrd_stream_add(struct wrd_capture *cap, uint32_t node_id, const struct wrd_stream_config *cfg, struct wrd_stream **out);

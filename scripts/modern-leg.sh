@@ -11,7 +11,7 @@
 #   --runner binaries run the test executables one by one (no cargo process
 #                     around them; the tests may still call cargo themselves)
 #   --no-build        skip the host build (reuse target/ as it is)
-#   --only PART       run only PART: rust | c | python (repeatable)
+#   --only PART       run only PART: rust | c | mixed | python (repeatable)
 #   -- ARGS           libtest arguments for every test binary (a filter,
 #                     --test-threads=1, --nocapture, ...)
 # Environment: WRD_MODERN_CARGO_ARGS (e.g. "--release"), WRD_MODERN_PREBUILD
@@ -38,6 +38,9 @@
 #      the run are reported.
 #   4. tests/c/run.sh in the root, when it exists (today the C programs are
 #      built and run by tests/c_api.rs, i.e. by step 3).
+#   4b. mixed: on the host, the host's 0.3.65 daemon with the root's 1.4.2
+#      client library (tests/versions.rs, ignored test run with
+#      WRD_MIXED_LIBDIR): add_stream must refuse that pair clearly.
 #   5. python3 -m pytest bindings/python/tests in the root, with
 #      WRD_CAPTURE_LIB=target/debug/libwrd_capture.so built on the host, when
 #      the directory exists.
@@ -276,6 +279,22 @@ if want c; then
     else
         say "C tests: no tests/c/run.sh — the C programs are built and run by the Rust tests (tests/c_api.rs)"
         RESULTS+=("c: via tests/c_api.rs (no tests/c/run.sh)")
+    fi
+fi
+
+if want mixed; then
+    # A newer client library against an older daemon, from the host: the
+    # host's 0.3.65 daemon (sandbox), the root's 1.4.2 libpipewire. PipeWire
+    # changed its client-node mix protocol in 0.3.74, so that pair never
+    # delivers buffers; the library must refuse it clearly.
+    ROOTLIB="${WRD_MODERN_ROOT:-/var/cache/wrd-capture/bookworm-bpo}/usr/lib/x86_64-linux-gnu"
+    say "Mixed versions: host daemon, client library from the root ($ROOTLIB)"
+    [ "$BUILD" = 0 ] || cargo build --examples
+    if WRD_MIXED_LIBDIR="$ROOTLIB" cargo test --test versions -- --ignored --exact \
+        newer_client_library_with_an_older_daemon_is_refused_clearly; then
+        RESULTS+=("mixed: ok")
+    else
+        RESULTS+=("mixed: FAILED"); rc_all=1
     fi
 fi
 

@@ -113,9 +113,18 @@ pub struct Features {
     /// Explicit sync (SyncTimeline meta, SyncObj datas) is negotiated with
     /// DMA-BUF: needs the client library and the daemon >= 1.2.0.
     pub explicit_sync: bool,
-    /// The client library is newer than the daemon: measured with 1.4.2
-    /// against 0.3.65, a stream links and negotiates but gets no frames.
+    /// The client library is newer than the daemon (a Flatpak runtime's
+    /// PipeWire on an older host, say).
     pub library_newer_than_daemon: bool,
+    /// The client library (>= 0.3.74) cannot receive buffers from this
+    /// daemon (< 0.3.74): since PipeWire a9a9c72a0 ("client-node: create
+    /// mix explicitly", 0.3.74) the client refuses buffers for a port mix
+    /// the daemon has not announced, and daemons before it announce the mix
+    /// (port_set_mix_info) only after sending the buffers. Every consumer
+    /// stream then links and negotiates but never gets a frame (measured
+    /// with 1.4.2 against 0.3.65, GStreamer's pipewiresrc alike), so
+    /// `add_stream` refuses with [`Error::Unsupported`].
+    pub mix_protocol_mismatch: bool,
 }
 
 impl Features {
@@ -125,6 +134,7 @@ impl Features {
         Features {
             explicit_sync: lib >= (1, 2, 0) && dae >= (1, 2, 0),
             library_newer_than_daemon: dae != (0, 0, 0) && lib > dae,
+            mix_protocol_mismatch: dae != (0, 0, 0) && lib >= (0, 3, 74) && dae < (0, 3, 74),
         }
     }
 }
@@ -311,6 +321,19 @@ impl Capture {
         if node_id == u32::MAX {
             return Err(Error::InvalidArgument("node id".into()));
         }
+        let features = {
+            let v = self.shared.versions.lock();
+            Features::for_versions(&v.library, &v.daemon)
+        };
+        if features.mix_protocol_mismatch {
+            let v = self.shared.versions.lock();
+            return Err(Error::Unsupported(format!(
+                "PipeWire client library {} cannot receive buffers from daemon {} \
+                 (the client-node mix protocol changed in 0.3.74): use a client \
+                 library no newer than 0.3.73 with this daemon, or a daemon >= 0.3.74",
+                v.library, v.daemon
+            )));
+        }
         let max = self.shared.options.max_streams;
         if self
             .shared
@@ -343,7 +366,6 @@ impl Capture {
         };
         let versions = self.shared.versions.lock().clone();
         let lib = parse_version(&versions.library);
-        let features = Features::for_versions(&versions.library, &versions.daemon);
         let mut modifiers = cfg.modifiers.clone();
         if modifiers.is_empty() {
             if let Some(imp) = &cfg.importer {

@@ -270,8 +270,10 @@ pub struct wrd_features {
     /// Explicit sync (SyncTimeline meta and SyncObj datas) is negotiated with
     /// DMA-BUF producers: the client library and the daemon are >= 1.2.0.
     pub explicit_sync: u32,
-    /// The client library is newer than the daemon: streams may link and
-    /// negotiate yet get no frames (measured: 1.4.2 against 0.3.65).
+    /// The client library is newer than the daemon. With a library >= 0.3.74
+    /// and a daemon < 0.3.74 no consumer gets buffers (PipeWire changed its
+    /// client-node mix protocol), so `wrd_stream_add` answers
+    /// `WRD_ERR_UNSUPPORTED` (measured: 1.4.2 against 0.3.65).
     pub library_newer_than_daemon: u32,
 }
 

@@ -428,7 +428,9 @@ fn config_from(p: *const wrd_stream_config) -> Result<StreamConfig, wrd_status> 
 ///
 /// Errors: `WRD_ERR_NULL_POINTER` (cap, out), `WRD_ERR_INVALID_STATE`
 /// (destroyed capture), `WRD_ERR_INVALID_ARGUMENT` (cfg),
-/// `WRD_ERR_TOO_MANY_STREAMS`, `WRD_ERR_CONNECTION_LOST`. Any thread,
+/// `WRD_ERR_TOO_MANY_STREAMS`, `WRD_ERR_CONNECTION_LOST`,
+/// `WRD_ERR_UNSUPPORTED` (a PipeWire client library >= 0.3.74 with a daemon
+/// < 0.3.74: that pair never delivers buffers to a consumer). Any thread,
 /// including from a callback. Free with `wrd_stream_remove`.
 #[no_mangle]
 pub extern "C" fn wrd_stream_add(
