@@ -5,6 +5,7 @@
 # RSS). Results go to docs/robustness.md by hand.
 #
 #   bench/soak.sh [SECS [STREAMS [WxH [FPS]]]]
+#   WRD_SOAK_REALTIME=1 bench/soak.sh ...   frames on PipeWire's data thread
 #
 # The producer is the release build of wrd-testsrc (built here unless
 # WRD_TESTSRC_BIN names one); the consumer is the test profile (its frame

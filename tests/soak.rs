@@ -69,6 +69,8 @@ fn soak() {
             ..Default::default()
         },
     );
+    // WRD_SOAK_REALTIME=1: frames on PipeWire's data thread.
+    let realtime = env("WRD_SOAK_REALTIME", 0u32) != 0;
     let mut streams = Vec::new();
     let mut counts = Vec::new();
     for node in p.nodes() {
@@ -92,6 +94,7 @@ fn soak() {
                 }
                 cc.frames.fetch_add(1, Ordering::Relaxed);
             })),
+            realtime,
             ..Default::default()
         };
         streams.push(cap.add_stream(node.id, cfg).expect("add_stream"));
@@ -150,9 +153,10 @@ fn soak() {
     let drops: u64 = streams.iter().map(|s| s.stats().dropped()).sum();
     let end = sample();
     eprintln!(
-        "SOAK {n}x{size}@{rate} {fmt}: {elapsed:.0} s, {frames} frames ({:.1} fps per stream, \
+        "SOAK {n}x{size}@{rate} {fmt}{}: {elapsed:.0} s, {frames} frames ({:.1} fps per stream, \
          {:.0}% of {rate}), library drops {drops}, seq gaps {gaps}, bad codes {bad}; \
          fds/threads/rss_kib after 1 min {base:?}, max after {max:?}, end {end:?}",
+        if realtime { " realtime" } else { "" },
         frames as f64 / elapsed / f64::from(n),
         100.0 * frames as f64 / elapsed / f64::from(n) / f64::from(rate),
     );
