@@ -19,7 +19,12 @@
 #     (suite, variant, the sources file, --with) changes, or with
 #     --rebuild-base.
 #  2. A fresh tree $WORK/runs/<time>/root from the tarball, the host's
-#     /etc/resolv.conf, and a `git clone` of COMMIT (default HEAD of the
+#     /etc/resolv.conf and its site CAs (/usr/local/share/ca-certificates/,
+#     public certificates only; inert until a package installs
+#     ca-certificates, whose update-ca-certificates then trusts them, as on
+#     any machine of the site: where HTTPS goes through an intercepting
+#     proxy, nothing fetches Rust or crates without them; --no-host-ca
+#     leaves them out), and a `git clone` of COMMIT (default HEAD of the
 #     repository this script is in), checked out detached at
 #     /root/wrd-capture (an ordinary directory with its own .git).
 #  3. In a private mount and PID namespace: the tree bound onto itself (a
@@ -50,6 +55,7 @@
 #                     CARGO_BUILD_JOBS=1 on a shared machine
 #   --copy-out PATH   copy PATH (relative to the checkout) out after the
 #                     command (repeatable); a missing file fails the run
+#   --no-host-ca      do not copy the host's /usr/local/share/ca-certificates
 #   --keep            keep the tree after a success too
 #   --tail N          lines of the log printed at the end (default 40)
 #   --verbose         also stream the log to stdout while it runs
@@ -136,6 +142,7 @@ WORK=${WRD_CLEANROOM_DIR:-/var/tmp/wrd-cleanroom}
 WITH=
 REBUILD=0
 KEEP=0
+HOST_CA=1
 TAIL=40
 VERBOSE=0
 ENVS=()
@@ -151,6 +158,7 @@ while [ $# -gt 0 ]; do
                ENVS+=("$2"); shift ;;
         --copy-out) COPY+=("$2"); shift ;;
         --keep) KEEP=1 ;;
+        --no-host-ca) HOST_CA=0 ;;
         --tail) TAIL=$2; shift ;;
         --verbose|-v) VERBOSE=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -277,6 +285,12 @@ mkdir -p "$R"
 zstd -q -dc "$BASE" | tar -C "$R" --numeric-owner --xattrs --xattrs-include='*' -xpf -
 # (rm first: never write through a symlink in the tree onto a host path)
 rm -f "$R/etc/resolv.conf" && cp -L /etc/resolv.conf "$R/etc/resolv.conf"
+LOCAL_CA=/usr/local/share/ca-certificates
+if [ "$HOST_CA" = 1 ] && [ -n "$(find "$LOCAL_CA" -name '*.crt' 2>/dev/null | head -1)" ]; then
+    mkdir -p "$R$LOCAL_CA"
+    cp -r "$LOCAL_CA/." "$R$LOCAL_CA/"
+    log "site CAs from the host: $(cd "$LOCAL_CA" && find . -name '*.crt' | sed 's|^\./||' | tr '\n' ' ')"
+fi
 git clone -q --no-hardlinks --no-checkout "$REPO" "$R$CWD"
 git -C "$R$CWD" cat-file -e "$SHA^{commit}" 2>/dev/null || git -C "$R$CWD" fetch -q origin "$SHA"
 git -C "$R$CWD" -c advice.detachedHead=false checkout -q --detach "$SHA"
