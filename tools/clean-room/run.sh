@@ -38,7 +38,8 @@
 #     the chroot are killed first. The namespace makes this safe even for a
 #     kill -9 of this script: nothing is ever mounted in the host's
 #     namespace.
-#  5. The whole output goes to $WORK/runs/<time>/log; at the end: its last
+#  5. The whole output goes to $WORK/runs/<time>/log, each line prefixed
+#     with the seconds since the command started; at the end: its last
 #     lines, the exit status and the durations. --copy-out files are copied
 #     to $WORK/runs/<time>/out/ (PNGs are checked: signature, chunk CRCs,
 #     IHDR, the inflated IDAT's size). The tree is removed after a success
@@ -134,7 +135,9 @@ fi
 # ---------------------------------------------------------------------------
 usage() { sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "clean-room: $*" >&2; exit 3; }
-log() { printf 'clean-room: %s\n' "$*"; }
+# (fd 3: our stdout, also while the command's output goes to the log)
+exec 3>&1
+log() { printf 'clean-room: %s\n' "$*" >&3; }
 
 REPO=$(cd "$HERE/../.." && pwd)
 COMMIT=HEAD
@@ -308,12 +311,17 @@ log "log: $LOG"
 t_cmd=$(date +%s)
 CWD_IN=$CWD
 ENV_IN=(${ENVS[@]+"${ENVS[@]}"})
+# Each line of the log starts with the seconds since the command started.
+# (mawk reads its input in blocks unless told -W interactive.)
+AWK=(awk); command -v mawk >/dev/null && AWK=(mawk -W interactive)
+stamp() { "${AWK[@]}" -v t0="$t_cmd" '{ printf "[%4ds] %s\n", systime() - t0, $0; fflush() }'; }
 rc=0
 if [ "$VERBOSE" = 1 ]; then
-    in_ns "$R" "${CMD[@]}" > >(tee -a "$LOG") 2>&1 || rc=$?
+    in_ns "$R" "${CMD[@]}" > >(stamp | tee -a "$LOG") 2>&1 || rc=$?
 else
-    in_ns "$R" "${CMD[@]}" >>"$LOG" 2>&1 || rc=$?
+    in_ns "$R" "${CMD[@]}" > >(stamp >>"$LOG") 2>&1 || rc=$?
 fi
+wait "$!" 2>/dev/null || true
 d_cmd=$(secs "$t_cmd")
 # Nothing of ours may be left mounted (there cannot be: private namespace).
 if grep -qF " $R/" /proc/self/mountinfo || grep -qF " $R " /proc/self/mountinfo; then
