@@ -133,7 +133,7 @@ fi
 # ---------------------------------------------------------------------------
 # On the host.
 # ---------------------------------------------------------------------------
-usage() { sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; }
+usage() { sed -n '3,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "clean-room: $*" >&2; exit 3; }
 # (fd 3: our stdout, also while the command's output goes to the log)
 exec 3>&1
