@@ -21,7 +21,7 @@ scripts/sandbox.sh run -- bash -c '
     for _ in $(seq 100); do grep -q "^ready" "$nodes" && break; sleep 0.1; done
     grep -q "^ready" "$nodes" || { echo "wrd-testsrc did not start" >&2; exit 1; }
     ids=$(awk "/^node /{print \$3}" "$nodes")
-    echo "wrd-testsrc nodes: $ids"
+    echo "wrd-testsrc nodes:" $ids
     LD_LIBRARY_PATH="$PWD/dist/lib" dist/capture-png demo.png 90 $ids
     kill %1 2>/dev/null || true; wait 2>/dev/null || true
 '

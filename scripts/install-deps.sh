@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Install what the test bench and the tests need on Debian 12 (bookworm).
+# Install what the test bench and the tests need on Debian 12 (bookworm),
+# then Rust (scripts/install-rust.sh: rustup into ~/.cargo when no recent
+# enough cargo is found). Enough on a bare Debian 12 (a minbase debootstrap,
+# the debian:bookworm image): tools/clean-room/run.sh checks that.
 # Idempotent: does nothing (and needs no root) when everything is present.
 #
 #   scripts/install-deps.sh          install what is missing
@@ -7,6 +10,9 @@
 set -euo pipefail
 
 packages=(
+    # Building: cc/c++/make (Rust links with cc; make install, the C tests),
+    # and what fetches Rust and the crates over HTTPS.
+    build-essential curl ca-certificates
     # The PipeWire sandbox: daemon, session manager, session bus.
     pipewire pipewire-bin wireplumber dbus util-linux
     # Building against PipeWire 0.3.65 (pipewire-rs 0.8 runs bindgen).
@@ -34,10 +40,13 @@ done
 
 if ((${#missing[@]} == 0)); then
     echo "install-deps: all ${#packages[@]} packages present"
-    exit 0
+    exec "$(dirname "$0")/install-rust.sh" "$@"
 fi
 echo "install-deps: missing: ${missing[*]}"
-[[ ${1:-} == --check ]] && exit 1
+if [[ ${1:-} == --check ]]; then
+    "$(dirname "$0")/install-rust.sh" --check || true
+    exit 1
+fi
 
 sudo=()
 if ((EUID != 0)); then
@@ -48,3 +57,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update
 "${sudo[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
 echo "install-deps: done"
+exec "$(dirname "$0")/install-rust.sh"
