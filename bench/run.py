@@ -26,6 +26,7 @@ results.json (not with --quick unless --write).
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shlex
@@ -155,6 +156,18 @@ def gst_chain(nodes):
     return args
 
 
+def consumer_order(consumers, r):
+    """The consumers in repeat r's order: start at r, step s, where s runs
+    through the steps coprime with the count, so that a consumer's
+    predecessor differs from repeat to repeat."""
+    n = len(consumers)
+    if n < 3:
+        return consumers[r % n:] + consumers[:r % n]
+    steps = [s for s in range(1, n) if math.gcd(s, n) == 1]
+    s = steps[r % len(steps)]
+    return [consumers[(r + i * s) % n] for i in range(n)]
+
+
 def run_bench(sb, prod, mode, nodes, seconds, warmup, extra=()):
     """One wrd-bench run; returns its JSON plus daemon/producer CPU over its window."""
     cmd = [BENCH, "--mode", mode, "--nodes", ",".join(map(str, nodes)),
@@ -225,14 +238,17 @@ def run_config(name, pargs, n_streams, opts):
             secs = opts.seconds
             for r in range(opts.repeat):
                 rep = {}
-                for c in opts.consumers:
+                # What a consumer meets depends on how the one before it left
+                # (after gst-launch is interrupted the producer takes ~150 ms
+                # longer to serve the next one at 4K), so the order changes
+                # every repeat and no consumer always follows the same one:
+                # start at consumer r, step by 1, 2, 3, ... (coprime with
+                # the count, so each is visited once).
+                order = consumer_order(opts.consumers, r)
+                for c in order:
                     try:
                         if c == "gst-launch":
                             res = run_gst_launch(sb, prod, nodes, secs, opts.warmup, opts.settle)
-                            g = rep.get("gst")
-                            if g and g.get("fps_per_stream"):
-                                frames = g["fps_per_stream"] * n_streams * res["window_s"]
-                                res["cpu_us_per_frame"] = res["cpu_ns"] / 1e3 / frames
                         else:
                             mode = {"wrd-count": "count", "wrd-rt": "count", "wrd-bgra": "bgra", "gst": "gst"}[c]
                             extra = ["--realtime"] if c == "wrd-rt" else []
@@ -250,6 +266,12 @@ def run_config(name, pargs, n_streams, opts):
                             f"  rss {res.get('rss_anon_kb')} kB  pw {res['daemon_cpu_pct']:.1f}%"
                             f"  prod {res['producer_cpu_pct']:.1f}%  load {res['load']}")
                     time.sleep(0.3)
+                # gst-launch's frames: the in-process gst's fps of the same
+                # repeat (it cannot count its own).
+                gl, g = rep.get("gst-launch"), rep.get("gst")
+                if gl and "error" not in gl and g and g.get("fps_per_stream"):
+                    frames = g["fps_per_stream"] * n_streams * gl["window_s"]
+                    gl["cpu_us_per_frame"] = gl["cpu_ns"] / 1e3 / frames
                 reps.append(rep)
         finally:
             prod.stop()
@@ -510,7 +532,7 @@ page and the chart from saved numbers).
   (1-min load average at start→end of each configuration: {loads})
 - Software: {mach['pipewire']}; {mach['gstreamer']}; {mach['rustc']}; commit {mach['commit']}
 - Each configuration: a private PipeWire + WirePlumber (`scripts/sandbox.sh start`), one producer
-  `target/release/wrd-testsrc {' '.join(PRODUCER_ARGS)} ARGS` (ARGS in results.json), then per repeat ({opts.repeat}×) each consumer in turn, measured over
+  `target/release/wrd-testsrc {' '.join(PRODUCER_ARGS)} ARGS` (ARGS in results.json), then per repeat ({opts.repeat}×) each consumer in turn (in an order that changes every repeat, so none always follows the same one: `consumer_order`), measured over
   {opts.seconds} s after its first frame plus {opts.warmup} s warm-up.
 
 Configurations (producer arguments):
