@@ -92,6 +92,8 @@ struct Args {
     gst_sync: bool,
     /// Frames on PipeWire's data thread (StreamConfig::realtime).
     realtime: bool,
+    /// Buffers asked of the producer (0: the library's default).
+    buffers: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -103,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
         first_timeout: 15.0,
         gst_sync: false,
         realtime: false,
+        buffers: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -122,6 +125,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--gst-sync" => a.gst_sync = true,
             "--realtime" => a.realtime = true,
+            "--buffers" => a.buffers = val()?.parse().map_err(|e| format!("{e}"))?,
             _ => return Err(format!("unknown argument {k}")),
         }
     }
@@ -263,6 +267,11 @@ fn start_wrd(args: &Args, tallies: &[Arc<Tally>]) -> Result<WrdBackend, String> 
                     on_frame: Some(on_frame),
                     on_event: Some(on_event),
                     realtime: args.realtime,
+                    buffers: if args.buffers > 0 {
+                        args.buffers
+                    } else {
+                        StreamConfig::default().buffers
+                    },
                     ..Default::default()
                 },
             )
