@@ -537,11 +537,10 @@ fn explicit_sync_release_points_signalled_once_for_delivered_and_invalid_frames(
 /// of `on_process` (and by `build_frame`'s own early returns) were never
 /// signalled: on PipeWire 1.4.2, 40 delivered, 80 held-limit drops, 40
 /// signals. `on_process` now arms every buffer when it is dequeued: 120 of
-/// 120 (docs/modern-pipewire.md, "Explicit sync through a real producer"). Superseded drops share that path but cannot
-/// be provoked on
-/// 1.4: the stream's node runs on the capture thread (`node.loop.class =
-/// main`), so a slow callback blocks the node instead of letting buffers
-/// pile up.
+/// 120 (docs/modern-pipewire.md, "Explicit sync through a real producer").
+/// Superseded drops share that path but cannot be provoked on 1.4: the
+/// stream's node runs on the capture thread (`node.loop.class = main`), so
+/// a slow callback blocks the node instead of letting buffers pile up.
 #[test]
 fn explicit_sync_release_points_signalled_once_for_held_limit_drops() {
     let sb = Sandbox::start();
