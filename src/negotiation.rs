@@ -454,9 +454,18 @@ fn values(v: &Value) -> Vec<Value> {
 /// untrusted: missing or mistyped fields are errors, sizes are bounded, and
 /// a modifier that is still a choice is reported, not guessed.
 pub fn parse_format(pod: &Pod) -> Result<NegotiatedFormat, FormatError> {
-    let obj = match libspa::pod::deserialize::PodDeserializer::deserialize_any_from(pod.as_bytes())
-    {
-        Ok((_, Value::Object(o))) => o,
+    // libspa 0.8's deserializer panics on some malformed pods (a Choice
+    // whose size is below its 16-byte body header underflows `len - 16`, a
+    // zero child size divides by zero); found by tests/fuzz_stable.rs. The
+    // producer's Format is untrusted: such a pod is unparsable.
+    let bytes = pod.as_bytes();
+    let parsed = std::panic::catch_unwind(|| {
+        libspa::pod::deserialize::PodDeserializer::deserialize_any_from(bytes)
+            .ok()
+            .map(|(_, v)| v)
+    });
+    let obj = match parsed {
+        Ok(Some(Value::Object(o))) => o,
         _ => return Err(FormatError::Unparsable),
     };
     let get = |key: FormatProperties| {
