@@ -321,17 +321,14 @@ impl Capture {
         if node_id == u32::MAX {
             return Err(Error::InvalidArgument("node id".into()));
         }
-        let features = {
-            let v = self.shared.versions.lock();
-            Features::for_versions(&v.library, &v.daemon)
-        };
+        let versions = self.shared.versions.lock().clone();
+        let features = Features::for_versions(&versions.library, &versions.daemon);
         if features.mix_protocol_mismatch {
-            let v = self.shared.versions.lock();
             return Err(Error::Unsupported(format!(
                 "PipeWire client library {} cannot receive buffers from daemon {} \
                  (the client-node mix protocol changed in 0.3.74): use a client \
                  library no newer than 0.3.73 with this daemon, or a daemon >= 0.3.74",
-                v.library, v.daemon
+                versions.library, versions.daemon
             )));
         }
         let max = self.shared.options.max_streams;
@@ -364,7 +361,6 @@ impl Capture {
                 return Err(e);
             }
         };
-        let versions = self.shared.versions.lock().clone();
         let lib = parse_version(&versions.library);
         let mut modifiers = cfg.modifiers.clone();
         if modifiers.is_empty() {
@@ -1106,9 +1102,9 @@ fn schedule_reconnect(state: &Rc<LoopState>) {
     state.tick.set_fast(true);
 }
 
-/// Called by the tick: make a reconnect attempt when one is due.
-/// Reconnect attempts and re-added streams' node timeouts. Returns true
-/// while either is pending (the tick must stay fast).
+/// Called by the tick: make a reconnect attempt when one is due, and time
+/// out re-added streams whose node did not come back. Returns true while
+/// either is pending (the tick must stay fast).
 pub(crate) fn reconnect_tick(state: &Rc<LoopState>, now: Instant) -> bool {
     let due = {
         let mut r = state.reconnect.borrow_mut();

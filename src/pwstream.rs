@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-
-use parking_lot::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use pipewire as pw;
 use pw::spa;
