@@ -7,6 +7,10 @@
 # and Streaming and the 8 streams' first frames (ms after add_stream).
 #
 #   bash bench/predecessor.sh [ROUNDS]      (needs target/release binaries)
+#
+# ROUNDS 0: only the first case (a new producer). With WRD_PERF_PRODUCER=FILE
+# the producer runs under `perf record -e cpu-clock -F 20000 -g -o FILE`
+# (then: perf report -i FILE --children --sort sym -g none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-2}
@@ -14,9 +18,11 @@ P=target/release/wrd-testsrc
 B=target/release/wrd-bench
 [[ -x $P && -x $B ]] || cargo build --release -p wrd-bench -p wrd-testsrc
 eval "$(scripts/sandbox.sh start)"
-trap 'kill $pp 2>/dev/null || true; scripts/sandbox.sh stop "$WRD_SANDBOX_DIR"' EXIT
+trap 'kill -INT $pp 2>/dev/null || true; wait $pp 2>/dev/null || true; scripts/sandbox.sh stop "$WRD_SANDBOX_DIR"' EXIT
 out=$WRD_SANDBOX_DIR/producer.out
-$P --repaint-damage --size 1920x1080 --rate 60 --format BGRx --streams 8 >"$out" 2>"$WRD_SANDBOX_DIR/producer.err" &
+perf=()
+[[ -n ${WRD_PERF_PRODUCER:-} ]] && perf=(perf record -q -e cpu-clock -F 20000 -g -o "$WRD_PERF_PRODUCER" --)
+"${perf[@]}" $P --repaint-damage --size 1920x1080 --rate 60 --format BGRx --streams 8 >"$out" 2>"$WRD_SANDBOX_DIR/producer.err" &
 pp=$!
 for _ in $(seq 100); do grep -q '^ready' "$out" && break; sleep 0.1; done
 ids=$(awk '$1=="node"{print $3}' "$out" | paste -sd,)
