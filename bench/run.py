@@ -636,18 +636,10 @@ def main():
                 saved.append(json.load(f))
         first, last = saved[0], saved[-1]
         old = argparse.Namespace(**first["opts"]) if "opts" in first else opts
+        if len(saved) > 1 and not opts.reproduce:
+            ap.error("several --from-json files: say how they were made with --reproduce")
         configs = [c for s in saved for c in s["configs"]]
-        argv = first["argv"]
-        if len(saved) > 1:  # one command line for all: the parts differ only in --configs
-            argv, skip = [], False
-            for a in first["argv"]:
-                if skip or a.startswith("--configs="):
-                    skip = False
-                elif a == "--configs":
-                    skip = True
-                else:
-                    argv.append(a)
-        write_results(configs, old, argv, first["started"], last["finished"], first["machine"],
+        write_results(configs, old, first["argv"], first["started"], last["finished"], first["machine"],
                       opts.reproduce)
         return
     if opts.quick:
