@@ -2,7 +2,7 @@
 # bench/predecessor.sh — how the consumer before changes the next one's first
 # frame (docs/bench/notes.md, "First frame"). One private PipeWire, one
 # producer of 8 x 1080p@60, then wrd-bench consumers after: a new producer,
-# another wrd-bench, gst-launch-1.0 pipewiresrc (its default 8-16 buffers,
+# another wrd-bench, gst-launch-1.0 pipewiresrc (16 buffers per stream,
 # then max-buffers=4), each printing when the library reached FormatChanged
 # and Streaming and the 8 streams' first frames (ms after add_stream).
 #
@@ -44,7 +44,7 @@ consumer "a new producer"
 for _ in $(seq "$rounds"); do
     consumer "wrd-bench"
     gst ""
-    consumer "gst-launch (8-16 buffers)"
+    consumer "gst-launch (16 buffers)"
     gst ""
     sleep 1
     consumer "gst-launch, then 1 s"
