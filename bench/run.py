@@ -193,7 +193,7 @@ def run_bench(sb, prod, mode, nodes, seconds, warmup, extra=()):
     err = p.stderr.read()
     rc = p.wait()
     if rc != 0 or res is None:
-        raise RuntimeError(f"{' '.join(cmd)}: exit {rc}: {err.strip()[-500:]}")
+        raise RuntimeError(f"{' '.join(cmd)}: exit {rc}: {err.strip()[-3000:]}")
     return res
 
 

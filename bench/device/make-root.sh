@@ -18,12 +18,29 @@
 # bench/device/run.sh unpacks it there and runs bench/run.py in a chroot of
 # it, so both machines run the same binaries against the same libraries.
 #
-#   bash bench/device/make-root.sh [--rebuild]
+#   bash bench/device/make-root.sh [--modern] [--rebuild]
+#
+# --modern: the PipeWire stack from bookworm-backports instead (PipeWire
+# 1.4.x, WirePlumber 0.5.x, its GStreamer plugin), into .dev/bench-modern/
+# (carry that folder instead; run.sh --pack .dev/bench-modern).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT_DIR=$PWD
-OUT=$ROOT_DIR/.dev/bench
-WORK=${WRD_DEVROOT_WORK:-/var/tmp/wrd-devroot}
+modern=0 rebuild=0
+for a in "$@"; do
+    case $a in
+    --modern) modern=1 ;;
+    --rebuild) rebuild=1 ;;
+    *) echo "make-root: unknown argument $a" >&2; exit 2 ;;
+    esac
+done
+if ((modern)); then
+    OUT=$ROOT_DIR/.dev/bench-modern
+    WORK=${WRD_DEVROOT_WORK:-/var/tmp/wrd-devroot-modern}
+else
+    OUT=$ROOT_DIR/.dev/bench
+    WORK=${WRD_DEVROOT_WORK:-/var/tmp/wrd-devroot}
+fi
 BASE=$(ls -t /var/tmp/wrd-cleanroom/base-bookworm-minbase-*.tar.zst 2>/dev/null | head -1 || true)
 PKGS="pipewire pipewire-bin wireplumber dbus-daemon gstreamer1.0-tools gstreamer1.0-pipewire python3 procps"
 
@@ -34,7 +51,7 @@ if [ -z "$BASE" ]; then
     BASE=$(ls -t /var/tmp/wrd-cleanroom/base-bookworm-minbase-*.tar.zst | head -1)
 fi
 mkdir -p "$OUT/bin"
-if [ "${1:-}" = --rebuild ] || [ ! -f "$OUT/root.tar.xz" ]; then
+if ((rebuild)) || [ ! -f "$OUT/root.tar.xz" ]; then
     rm -rf "$WORK"
     mkdir -p "$WORK/root"
     tar -C "$WORK/root" -I zstd -xf "$BASE"
@@ -43,13 +60,22 @@ if [ "${1:-}" = --rebuild ] || [ ! -f "$OUT/root.tar.xz" ]; then
     if [ -d /usr/local/share/ca-certificates ]; then
         cp -r /usr/local/share/ca-certificates/. "$WORK/root/usr/local/share/ca-certificates/" 2>/dev/null || true
     fi
+    target=""
+    if ((modern)); then
+        # The base's deb822 source, with bookworm-backports beside bookworm.
+        sed -i 's/^Suites: bookworm bookworm-updates$/Suites: bookworm bookworm-updates bookworm-backports/' \
+            "$WORK/root/etc/apt/sources.list.d/debian.sources"
+        grep -q bookworm-backports "$WORK/root/etc/apt/sources.list.d/debian.sources" \
+            || { echo "make-root: could not add bookworm-backports to the base's sources" >&2; exit 1; }
+        target="-t bookworm-backports"
+    fi
     unshare -m --propagation private bash -euc '
         r=$1; shift
         mount -t proc proc "$r/proc"
         mount --rbind /dev "$r/dev"
         chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
             bash -euc "apt-get update -qq && apt-get install -y -qq --no-install-recommends $*"
-    ' _ "$WORK/root" "$PKGS"
+    ' _ "$WORK/root" "$target $PKGS"
     r=$WORK/root
     rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* "$r"/usr/share/doc/* "$r"/usr/share/man/* \
         "$r"/usr/share/info/* "$r"/usr/share/locale/* "$r"/usr/share/zoneinfo/* \

@@ -4,7 +4,10 @@
 # Debian (the lent 16-core GPU machine), in a chroot of the Debian 12 root
 # that bench/device/make-root.sh packed, with the binaries built here.
 #
-#   bash bench/device/run.sh [--repeat N] CONFIG... [-- RUN.PY-ARGS...]   (as root)
+#   bash bench/device/run.sh [--pack DIR] [--repeat N] CONFIG... [-- RUN.PY-ARGS...]   (as root)
+#
+# --pack: what make-root.sh made (default .dev/bench; .dev/bench-modern for
+# its --modern root).
 #
 # Each CONFIG (a name from bench/run.py's CONFIGS) is its own bench/run.py
 # invocation, so a command stopped at its time limit keeps the
@@ -19,18 +22,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 PACK=$REPO/.dev/bench
-DEST=${OUT:-$PACK/out}
-ROOT=${WRD_DEVROOT:-/var/tmp/wrd-devroot-run}
 repeat=5
 configs=()
 while (($#)); do
     case $1 in
+    --pack) PACK=$(cd "$2" && pwd); shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --) shift; break ;;
     *) configs+=("$1"); shift ;;
     esac
 done
 extra="$*" # more bench/run.py arguments (no spaces inside one)
+DEST=${OUT:-$PACK/out}
+ROOT=${WRD_DEVROOT:-/var/tmp/wrd-devroot-run-${PACK##*/}}
 ((${#configs[@]})) || { echo "usage: $0 [--repeat N] CONFIG..." >&2; exit 2; }
 [ -f "$PACK/root.tar.xz" ] || { echo "no $PACK/root.tar.xz: run bench/device/make-root.sh first" >&2; exit 1; }
 mkdir -p "$DEST"
@@ -53,7 +57,7 @@ rustc=$(sed -n 's/^rustc=//p' <<<"$info")
 
 # Inside a private mount namespace: the mounts die with it.
 unshare -m --propagation private bash -euo pipefail -c '
-    root=$1 repo=$2 dest=$3 repeat=$4 commit=$5 rustc=$6 extra=$7; shift 7
+    root=$1 repo=$2 dest=$3 repeat=$4 commit=$5 rustc=$6 extra=$7 pack=$8; shift 8
     mkdir -p "$root/repo" "$root/out"
     mount --bind "$repo" "$root/repo"
     mount --bind "$dest" "$root/out"
@@ -70,12 +74,12 @@ unshare -m --propagation private bash -euo pipefail -c '
     for cfg in "$@"; do
         echo "device-bench: $cfg ($repeat repeats${extra:+, $extra}) at $(date -u +%H:%M:%S)"
         chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-            PYTHONUNBUFFERED=1 WRD_BENCH_COMMIT="$commit" WRD_BENCH_RUSTC="$rustc" \
+            PYTHONUNBUFFERED=1 WRD_BENCH_COMMIT="$commit" WRD_BENCH_RUSTC="$rustc" ${WRD_BENCH_EVENTS:+WRD_BENCH_EVENTS=1} \
             WRD_BENCH_MACHINE_NOTE="lent GPU machine (device tool), $cores cores for this run alone; Debian 12 chroot" \
-            python3 /repo/bench/run.py --bin-dir /repo/.dev/bench/bin --out /tmp/bench-$cfg \
+            python3 /repo/bench/run.py --bin-dir "/repo/${pack#"$repo"/}/bin" --out /tmp/bench-$cfg \
             --repeat "$repeat" --configs "$cfg" $extra \
             && cp "$root/tmp/bench-$cfg/results.json" "$root/out/results-${cfg//@/at}.json" \
             || echo "device-bench: $cfg FAILED ($?)"
     done
-' _ "$ROOT" "$REPO" "$DEST" "$repeat" "$commit" "$rustc" "$extra" "${configs[@]}" 2>&1 | tee -a "$DEST/bench.log"
+' _ "$ROOT" "$REPO" "$DEST" "$repeat" "$commit" "$rustc" "$extra" "$PACK" "${configs[@]}" 2>&1 | tee -a "$DEST/bench.log"
 ls -l "$DEST"

@@ -21,6 +21,9 @@
 //! `window` on stdout), lasts `--seconds`, and one JSON line of results
 //! follows. CPU is this process's: the sum of `/proc/self/task/*/schedstat`
 //! run times (ns) and `/proc/self/stat` utime+stime (clock ticks).
+//!
+//! `WRD_BENCH_EVENTS=1` prints every stream event on stderr, with the
+//! milliseconds since `add_stream`.
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io::Write;
@@ -250,8 +253,13 @@ fn start_wrd(args: &Args, tallies: &[Arc<Tally>]) -> Result<WrdBackend, String> 
         });
         let t = tallies[streams.len()].clone();
         let te = t.clone();
+        let log_events = std::env::var_os("WRD_BENCH_EVENTS").is_some();
+        let t0 = monotonic_ns();
         let on_event: Box<dyn FnMut(&Event) + Send> = Box::new(move |e: &Event| {
             let now = monotonic_ns();
+            if log_events {
+                eprintln!("wrd-bench: {:9.3} ms {e:?}", (now - t0) as f64 / 1e6);
+            }
             let slot = match e {
                 Event::FormatChanged(_) => &te.format_ns,
                 Event::StateChanged(StreamState::Streaming) => &te.streaming_ns,
