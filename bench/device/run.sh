@@ -34,6 +34,13 @@ while (($#)); do
 done
 extra="$*" # more bench/run.py arguments (no spaces inside one)
 DEST=${OUT:-$PACK/out}
+# What the results page says of the machine: $OUT is set on the lent machine
+# (device tool) alone.
+if [ -n "${OUT:-}" ]; then
+    note=${WRD_BENCH_MACHINE_NOTE:-lent GPU machine (device tool), for this run alone}
+else
+    note=${WRD_BENCH_MACHINE_NOTE:-this machine}
+fi
 ROOT=${WRD_DEVROOT:-/var/tmp/wrd-devroot-run-${PACK##*/}}
 ((${#configs[@]})) || { echo "usage: $0 [--repeat N] CONFIG..." >&2; exit 2; }
 [ -f "$PACK/root.tar.xz" ] || { echo "no $PACK/root.tar.xz: run bench/device/make-root.sh first" >&2; exit 1; }
@@ -57,7 +64,7 @@ rustc=$(sed -n 's/^rustc=//p' <<<"$info")
 
 # Inside a private mount namespace: the mounts die with it.
 unshare -m --propagation private bash -euo pipefail -c '
-    root=$1 repo=$2 dest=$3 repeat=$4 commit=$5 rustc=$6 extra=$7 pack=$8; shift 8
+    root=$1 repo=$2 dest=$3 repeat=$4 commit=$5 rustc=$6 extra=$7 pack=$8 note=$9; shift 9
     mkdir -p "$root/repo" "$root/out"
     mount --bind "$repo" "$root/repo"
     mount --bind "$dest" "$root/out"
@@ -70,16 +77,15 @@ unshare -m --propagation private bash -euo pipefail -c '
     # WirePlumber 0.4.13 quits if its logind plugin cannot watch these
     # (sd_login_monitor_new: ENOENT); a booted Debian has them.
     mkdir -p "$root"/run/systemd/{seats,sessions,users,machines}
-    cores=$(nproc)
     for cfg in "$@"; do
         echo "device-bench: $cfg ($repeat repeats${extra:+, $extra}) at $(date -u +%H:%M:%S)"
         chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
             PYTHONUNBUFFERED=1 WRD_BENCH_COMMIT="$commit" WRD_BENCH_RUSTC="$rustc" ${WRD_BENCH_EVENTS:+WRD_BENCH_EVENTS=1} \
-            WRD_BENCH_MACHINE_NOTE="lent GPU machine (device tool), $cores cores for this run alone; Debian 12 chroot" \
+            WRD_BENCH_MACHINE_NOTE="$note; a chroot of $(basename "$pack")/root.tar.xz" \
             python3 /repo/bench/run.py --bin-dir "/repo/${pack#"$repo"/}/bin" --out /tmp/bench-$cfg \
             --repeat "$repeat" --configs "$cfg" $extra \
             && cp "$root/tmp/bench-$cfg/results.json" "$root/out/results-${cfg//@/at}.json" \
             || echo "device-bench: $cfg FAILED ($?)"
     done
-' _ "$ROOT" "$REPO" "$DEST" "$repeat" "$commit" "$rustc" "$extra" "$PACK" "${configs[@]}" 2>&1 | tee -a "$DEST/bench.log"
+' _ "$ROOT" "$REPO" "$DEST" "$repeat" "$commit" "$rustc" "$extra" "$PACK" "$note" "${configs[@]}" 2>&1 | tee -a "$DEST/bench.log"
 ls -l "$DEST"
