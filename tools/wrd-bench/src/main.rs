@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! wrd-bench --mode count|bgra|gst --nodes ID[,ID...] [--seconds S] [--warmup W] [--realtime]
-//!           [--first-frame-timeout S] [--gst-sync]
+//!           [--first-frame-timeout S] [--gst-sync] [--buffers N]
 //! ```
 //!
 //! - `count`: wrd-capture, a frame callback that only counts (and notes the
@@ -254,11 +254,11 @@ fn start_wrd(args: &Args, tallies: &[Arc<Tally>]) -> Result<WrdBackend, String> 
         let t = tallies[streams.len()].clone();
         let te = t.clone();
         let log_events = std::env::var_os("WRD_BENCH_EVENTS").is_some();
-        let t0 = monotonic_ns();
         let on_event: Box<dyn FnMut(&Event) + Send> = Box::new(move |e: &Event| {
             let now = monotonic_ns();
             if log_events {
-                eprintln!("wrd-bench: {:9.3} ms {e:?}", (now - t0) as f64 / 1e6);
+                let since = now.saturating_sub(te.added_ns.load(Ordering::Relaxed));
+                eprintln!("wrd-bench: {:9.3} ms {e:?}", since as f64 / 1e6);
             }
             let slot = match e {
                 Event::FormatChanged(_) => &te.format_ns,
